@@ -1,0 +1,76 @@
+"""Show a plan: terraform-like text for people, JSON for machines."""
+from __future__ import annotations
+
+import json
+
+from rich.console import Console
+from rich.markup import escape
+
+from .diff import CREATE, DELETE, UPDATE, Plan
+from .state import RowSet
+
+SYMBOL = {CREATE: ("+", "green"), UPDATE: ("~", "yellow"), DELETE: ("-", "red")}
+LONG_TEXT = 80
+
+
+def _value(field: str, value, sensitive: bool) -> str:
+    if value is None:
+        return "null"
+    if sensitive:
+        return "(sensitive)"
+    if isinstance(value, RowSet):
+        return f"{value.count} rows"
+    if isinstance(value, str) and (len(value) > LONG_TEXT or "\n" in value):
+        return f"({len(value.encode())} bytes)"
+    return json.dumps(value, ensure_ascii=False)
+
+
+def render_text(plan: Plan, console: Console, *, title: str | None = None) -> None:
+    if title:
+        console.print(title, style="bold")
+    if not plan.changes:
+        console.print("No changes. The store matches the config.")
+    for change in plan.changes:
+        sym, color = SYMBOL[change.action]
+        console.print(f"  [{color}]{sym} {escape(change.ref)}[/]")
+        width = max([len(f.field) for f in change.fields] + [0])
+        for f in change.fields:
+            name = f.field.ljust(width)
+            if change.action == CREATE:
+                console.print(f"      {escape(name)} = {escape(_value(f.field, f.new, f.sensitive))}")
+            elif change.action == DELETE:
+                continue
+            else:
+                old, new = _value(f.field, f.old, f.sensitive), _value(f.field, f.new, f.sensitive)
+                if old == new:  # same size or both masked: still say it changed
+                    new += " (changed)"
+                console.print(f"      {escape(name)}   {escape(old)} -> {escape(new)}")
+        for note in change.notes:
+            console.print(f"      [dim]# {escape(note)}[/]")
+    for warning in plan.warnings:
+        console.print(f"[yellow]{escape(warning)}[/]")
+    for refusal in plan.refusals:
+        console.print(f"[bold red]{escape(refusal)}[/]")
+    s = plan.summary()
+    console.print(f"\nPlan: {s[CREATE]} to create, {s[UPDATE]} to update, {s[DELETE]} to delete.", style="bold")
+
+
+def to_json(plan: Plan) -> dict:
+    def plain(value, sensitive):
+        if sensitive and value is not None:
+            return "(sensitive)"
+        if isinstance(value, RowSet):
+            return {"rows": value.count, "digest": value.digest}
+        return value
+
+    return {
+        "account": plan.account,
+        "changes": [{
+            "action": c.action, "kind": c.kind, "key": c.key,
+            "fields": {f.field: {"old": plain(f.old, f.sensitive), "new": plain(f.new, f.sensitive)} for f in c.fields},
+            "notes": c.notes,
+        } for c in plan.changes],
+        "summary": plan.summary(),
+        "refusals": plan.refusals,
+        "warnings": plan.warnings,
+    }

@@ -1,0 +1,132 @@
+"""Recipient list files (R17, R18): TXT or CSV, one recipient per line, comma-separated fields.
+
+The first line may be a header naming each column's template variable, e.g.
+`email{EAddr},name{UserName},nick{NickName}` (text around the braces is a label and ignored).
+Without a header the columns are, in order: {EAddr},{UserName},{NickName},{Gender},{Birthday},{Mobile}.
+Blank lines and lines starting with '#' are skipped. Findings point at the file's own line:col.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .emails import email_error
+from .issues import ERROR, WARNING, Issue, Location
+from .limits import TEMPLATE_VARIABLES, describe, limit
+
+_VAR = re.compile(r"\{([A-Za-z]+)\}")
+FIELDS = TEMPLATE_VARIABLES  # row tuples follow this order
+
+
+@dataclass
+class RecipientFile:
+    path: Path
+    rows: list[tuple] = field(default_factory=list)  # (EAddr, UserName, NickName, Gender, Birthday, Mobile)
+    issues: list[Issue] = field(default_factory=list)
+    digest: str = ""  # sha256 of the normalised rows, what the store compares
+
+    @property
+    def addresses(self) -> list[str]:
+        return [r[0] for r in self.rows]
+
+
+def _split(line: str) -> list[tuple[str, int]]:
+    """Fields with their 1-based column."""
+    if '"' not in line:
+        out, col = [], 1
+        for part in line.split(","):
+            out.append((part.strip(), col + len(part) - len(part.lstrip())))
+            col += len(part) + 1
+        return out
+    fields = next(csv.reader([line]))
+    out, start = [], 0
+    for f in fields:
+        pos = line.find(f, start)
+        col = pos + 1 if pos >= 0 else start + 1
+        start = pos + len(f) if pos >= 0 else start
+        out.append((f.strip(), col))
+    return out
+
+
+def load_recipients(path: Path, list_path: tuple) -> RecipientFile:
+    result = RecipientFile(path=path)
+    file = str(path)
+
+    def err(line: int, col: int, message: str, vid: str, severity: str = ERROR):
+        result.issues.append(Issue(list_path + ("file",), message, vid, severity, Location(file, line, col)))
+
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        result.issues.append(Issue(list_path + ("file",), f"recipient file {path} does not exist", "list-file"))
+        return result
+    except (OSError, UnicodeDecodeError) as exc:
+        err(1, 1, f"cannot read recipient file as UTF-8: {exc}", "list-file")
+        return result
+
+    columns = list(range(len(FIELDS)))  # column index -> field index
+    seen: dict[str, int] = {}
+    max_rows = limit("max-list-rows")
+    username_max, nickname_max = limit("username-length"), limit("nickname-length")
+    header_done = False
+    rows = result.rows
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        fields = _split(line)
+        if not header_done:
+            header_done = True
+            names = [_VAR.search(f) for f, _ in fields]
+            if any(names):
+                columns = []
+                for (f, col), m in zip(fields, names):
+                    if not m or m.group(1) not in FIELDS:
+                        err(lineno, col, f"header column '{f}' names no template variable; use one of "
+                            + ", ".join("{%s}" % v for v in FIELDS), "list-header")
+                        columns.append(None)
+                    else:
+                        columns.append(FIELDS.index(m.group(1)))
+                if 0 not in columns:
+                    err(lineno, 1, "the header has no {EAddr} column; the recipient address is required", "list-header")
+                    return result
+                continue
+        values: list = [None] * len(FIELDS)
+        for i, (value, col) in enumerate(fields):
+            idx = columns[i] if i < len(columns) else None
+            if idx is None:
+                if i >= len(columns):
+                    err(lineno, col, f"more fields than columns ({len(columns)})", "list-row")
+                    break
+                continue
+            values[idx] = value or None
+        addr = values[0]
+        addr_col = fields[columns.index(0)][1] if columns.index(0) < len(fields) else 1
+        if not addr:
+            err(lineno, addr_col, "missing recipient address {EAddr}", "list-row-email")
+            continue
+        why = email_error(addr)
+        if why:
+            err(lineno, addr_col, f"'{addr}' is not a valid address: {why}", "list-row-email")
+            continue
+        for fidx, max_len, vid in ((1, username_max, "username-length"), (2, nickname_max, "nickname-length")):
+            v = values[fidx]
+            if v is not None and len(v) > max_len:
+                col = fields[columns.index(fidx)][1]
+                err(lineno, col, f"{describe(vid)}; this one has {len(v)}", vid)
+        key = addr.lower()
+        if key in seen:
+            err(lineno, addr_col, f"'{addr}' repeats line {seen[key]}; the repeat is ignored", "list-row-duplicate", WARNING)
+            continue
+        seen[key] = lineno
+        rows.append(tuple(values))
+        if len(rows) == max_rows + 1:
+            err(lineno, 1, f"{describe('max-list-rows')}; this file has more", "max-list-rows")
+    digest = hashlib.sha256()
+    for r in rows:
+        digest.update("\x1f".join(v or "" for v in r).encode())
+        digest.update(b"\x1e")
+    result.digest = digest.hexdigest()
+    return result

@@ -1,0 +1,41 @@
+"""Secret references: `{env: NAME}` or `{file: PATH}`; values never live in git."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class SecretRef:
+    env: str | None = None
+    file: Path | None = None
+
+    def describe(self) -> str:
+        return f"environment variable {self.env}" if self.env else f"file {self.file}"
+
+    def resolve(self, environ=os.environ) -> tuple[str | None, str | None]:
+        """(value, None) or (None, why it could not be read, with the fix)."""
+        if self.env:
+            value = environ.get(self.env)
+            if value is None or value == "":
+                return None, f"environment variable {self.env} is not set; export it (or put it in .env) before running"
+            return value, None
+        try:
+            value = self.file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            return None, f"cannot read secret file {self.file}: {exc.strerror}; create it (outside git)"
+        if not value:
+            return None, f"secret file {self.file} is empty"
+        return value, None
+
+
+def parse_ref(raw, base_dir: Path) -> SecretRef | None:
+    if not isinstance(raw, dict):
+        return None
+    if isinstance(raw.get("env"), str):
+        return SecretRef(env=raw["env"])
+    if isinstance(raw.get("file"), str):
+        p = Path(raw["file"]).expanduser()
+        return SecretRef(file=p if p.is_absolute() else base_dir / p)
+    return None

@@ -1,0 +1,204 @@
+"""The store's tables (SQLAlchemy Core). Migrations under migrations/versions create them;
+`tests/test_store.py` checks the migrated schema matches this metadata."""
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData(naming_convention={
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+})
+
+TS = sa.DateTime(timezone=True)
+
+
+def _id():
+    return sa.Column("id", sa.Integer, primary_key=True, autoincrement=True)
+
+
+def _account():
+    return sa.Column("account_id", sa.Integer, sa.ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False, index=True)
+
+
+accounts = sa.Table(
+    "accounts", metadata, _id(),
+    sa.Column("name", sa.String(64), nullable=False, unique=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("timezone", sa.String(64), nullable=False),
+    sa.Column("quota_daily", sa.Integer, nullable=False),
+    sa.Column("quota_monthly", sa.Integer, nullable=False),
+    sa.Column("quota_free_daily", sa.Integer, nullable=False),
+    sa.Column("allowlist_enabled", sa.Boolean, nullable=False),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("updated_at", TS, nullable=False),
+)
+
+regions = sa.Table(
+    "regions", metadata, _id(), _account(),
+    sa.Column("region", sa.String(32), nullable=False),
+    sa.Column("mx_host", sa.String(253)),
+    sa.Column("spf_include", sa.String(253)),
+    sa.Column("tracking_host", sa.String(253)),
+    sa.UniqueConstraint("account_id", "region", name="uq_regions_account_region"),
+)
+
+dns_backends = sa.Table(
+    "dns_backends", metadata, _id(), _account(),
+    sa.Column("name", sa.String(64), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("settings", sa.JSON, nullable=False),  # references to secrets only, never values
+    sa.UniqueConstraint("account_id", "name", name="uq_dns_backends_account_name"),
+)
+
+domains = sa.Table(
+    "domains", metadata, _id(), _account(),
+    sa.Column("name", sa.String(253), nullable=False, unique=True),  # one owner per domain (R6)
+    sa.Column("region", sa.String(32), nullable=False),
+    sa.Column("zone", sa.String(253)),
+    sa.Column("dns_backend", sa.String(64), nullable=False),
+    sa.Column("tracking", sa.Boolean, nullable=False),
+    sa.Column("ttl_seconds", sa.Integer),
+    sa.Column("dmarc", sa.Text),
+    sa.Column("purpose", sa.String(16), nullable=False),
+    # DNS verification (R9, R10): unverified | verified | usable | failed
+    sa.Column("status", sa.String(16), nullable=False, server_default="unverified"),
+    sa.Column("status_detail", sa.Text),
+    sa.Column("verified_at", TS),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("updated_at", TS, nullable=False),
+)
+
+senders = sa.Table(
+    "senders", metadata, _id(), _account(),
+    sa.Column("domain_id", sa.Integer, sa.ForeignKey("domains.id"), nullable=False, index=True),
+    sa.Column("address", sa.String(254), nullable=False, unique=True),
+    sa.Column("type", sa.String(8), nullable=False),
+    sa.Column("reply_to", sa.String(254)),
+    sa.Column("smtp_password_hash", sa.String(200)),
+    sa.Column("smtp_password_fingerprint", sa.String(64)),
+    sa.Column("created_at", TS, nullable=False),  # sending allowed after the activation delay (R15)
+    sa.Column("updated_at", TS, nullable=False),
+)
+
+sender_deletions = sa.Table(
+    "sender_deletions", metadata, _id(), _account(),
+    sa.Column("address", sa.String(254), nullable=False),
+    sa.Column("deleted_at", TS, nullable=False, index=True),
+)
+
+tags = sa.Table(
+    "tags", metadata, _id(), _account(),
+    sa.Column("name", sa.String(128), nullable=False),
+    sa.Column("description", sa.Text, nullable=False),
+    sa.UniqueConstraint("account_id", "name", name="uq_tags_account_name"),
+)
+
+recipient_lists = sa.Table(
+    "recipient_lists", metadata, _id(), _account(),
+    sa.Column("name", sa.String(64), nullable=False),
+    sa.Column("alias_address", sa.String(254), nullable=False),
+    sa.Column("description", sa.Text, nullable=False),
+    sa.Column("row_count", sa.Integer, nullable=False),
+    sa.Column("digest", sa.String(64), nullable=False),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("updated_at", TS, nullable=False),
+    sa.UniqueConstraint("account_id", "name", name="uq_recipient_lists_account_name"),
+    sa.UniqueConstraint("account_id", "alias_address", name="uq_recipient_lists_account_alias"),
+)
+
+recipients = sa.Table(
+    "recipients", metadata, _id(),
+    sa.Column("list_id", sa.Integer, sa.ForeignKey("recipient_lists.id", ondelete="CASCADE"), nullable=False, index=True),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Column("email", sa.String(254), nullable=False),
+    sa.Column("user_name", sa.String(200)),
+    sa.Column("nick_name", sa.String(100)),
+    sa.Column("gender", sa.String(100)),
+    sa.Column("birthday", sa.String(100)),
+    sa.Column("mobile", sa.String(100)),
+)
+
+templates = sa.Table(
+    "templates", metadata, _id(), _account(),
+    sa.Column("name", sa.String(64), nullable=False),
+    sa.Column("subject", sa.String(200), nullable=False),
+    sa.Column("nick_name", sa.String(64), nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("content_digest", sa.String(64), nullable=False),
+    # review (R20): draft | submitted | approved | rejected; an approval is bound to approved_digest
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("approved_digest", sa.String(64)),
+    sa.Column("submitted_by", sa.String(128)),
+    sa.Column("submitted_at", TS),
+    sa.Column("reviewed_by", sa.String(128)),
+    sa.Column("reviewed_at", TS),
+    sa.Column("review_comment", sa.Text),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("updated_at", TS, nullable=False),
+    sa.UniqueConstraint("account_id", "name", name="uq_templates_account_name"),
+)
+
+template_reviews = sa.Table(
+    "template_reviews", metadata, _id(),
+    sa.Column("template_id", sa.Integer, sa.ForeignKey("templates.id", ondelete="CASCADE"), nullable=False, index=True),
+    sa.Column("action", sa.String(16), nullable=False),  # submit | approve | reject | reset
+    sa.Column("actor", sa.String(128), nullable=False),
+    sa.Column("at", TS, nullable=False),
+    sa.Column("content_digest", sa.String(64), nullable=False),
+    sa.Column("comment", sa.Text),
+)
+
+allowlist_entries = sa.Table(
+    "allowlist_entries", metadata, _id(), _account(),
+    sa.Column("entry", sa.String(100), nullable=False),
+    sa.UniqueConstraint("account_id", "entry", name="uq_allowlist_entries_account_entry"),
+)
+
+notification_rules = sa.Table(
+    "notification_rules", metadata, _id(), _account(),
+    sa.Column("region", sa.String(32), nullable=False),
+    sa.Column("name", sa.String(64), nullable=False),
+    sa.Column("events", sa.JSON, nullable=False),
+    sa.Column("senders", sa.JSON),
+    sa.UniqueConstraint("account_id", "region", "name", name="uq_notification_rules_account_region_name"),
+)
+
+notification_endpoints = sa.Table(
+    "notification_endpoints", metadata, _id(),
+    sa.Column("rule_id", sa.Integer, sa.ForeignKey("notification_rules.id", ondelete="CASCADE"), nullable=False, index=True),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Column("kind", sa.String(8), nullable=False),
+    sa.Column("target", sa.Text, nullable=False),
+    sa.Column("signing_secret_enc", sa.Text),
+)
+
+notifications = sa.Table(
+    "notifications", metadata, _id(), _account(),
+    sa.Column("scope", sa.String(254), nullable=False),  # 'account' or a sender address (R23)
+    sa.Column("region", sa.String(32), nullable=False),
+    sa.UniqueConstraint("account_id", "scope", name="uq_notifications_account_scope"),
+)
+
+api_keys = sa.Table(
+    "api_keys", metadata, _id(), _account(),
+    sa.Column("access_key_id", sa.String(64), nullable=False, unique=True),
+    sa.Column("secret_enc", sa.Text, nullable=False),
+    sa.Column("description", sa.Text, nullable=False),
+    sa.Column("enabled", sa.Boolean, nullable=False),
+)
+
+apply_locks = sa.Table(
+    "apply_locks", metadata,
+    sa.Column("name", sa.String(128), primary_key=True),
+    sa.Column("holder", sa.String(200)),
+    sa.Column("acquired_at", TS),
+)
+
+applies = sa.Table(
+    "applies", metadata, _id(), _account(),
+    sa.Column("actor", sa.String(128), nullable=False),
+    sa.Column("at", TS, nullable=False),
+    sa.Column("summary", sa.JSON, nullable=False),
+)

@@ -1,0 +1,135 @@
+"""mailcore's tasks. `invoke --list` shows them; `invoke --help TASK` shows a task's options."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from invoke import Collection, Exit, task
+
+ROOT = Path(__file__).resolve().parent
+os.chdir(ROOT)
+sys.path.insert(0, str(ROOT))
+
+from mailcore import commands  # noqa: E402
+
+commands.load_env_file(str(ROOT / ".env"))
+
+CONFIG_HELP = {"config": "the account's config directory (default: config)",
+               "store": "store URL (default: $MAILCORE_STORE_URL or sqlite under $MAILCORE_STATE_DIR, ./state)"}
+
+
+def _run(fn, *args, **kwargs):
+    try:
+        code = fn(*args, **kwargs)
+    except commands.CommandError as exc:
+        raise Exit(f"error: {exc}", code=exc.code)
+    if code:
+        raise Exit(code=code)
+
+
+@task(help={"config": CONFIG_HELP["config"]})
+def validate(c, config="config"):
+    """Check the config against the schema and every semantic rule; exit 2 on errors."""
+    _run(commands.validate, config)
+
+
+@task(help={**CONFIG_HELP, "json": "print the plan as JSON"})
+def plan(c, config="config", store=None, json=False):
+    """Show what apply would change (exit 0: no changes, 3: changes, 2: error)."""
+    _run(commands.plan, config, store, json)
+
+
+@task(help=CONFIG_HELP)
+def apply(c, config="config", store=None):
+    """Apply the config to the store in one locked transaction (all or nothing)."""
+    _run(commands.apply, config, store)
+
+
+@task(help={"store": CONFIG_HELP["store"], "account": "show only this account"})
+def state(c, store=None, account=None):
+    """Show what the store holds: domains, senders, lists, templates and their review state."""
+    _run(commands.show_state, store, account)
+
+
+@task(help={"store": CONFIG_HELP["store"]})
+def migrate(c, store=None):
+    """Bring the store's schema to the newest migration."""
+    _run(lambda: (commands._store(store), 0)[1])
+
+
+def _review(action):
+    extra = {"reason": "why (required to reject)"} if action == "reject" else {}
+
+    @task(name=action, help={"name": "template name", "by": "who (default: $MAILCORE_ACTOR or the login)", **CONFIG_HELP, **extra})
+    def review_task(c, name, by=None, config="config", store=None, reason=None):
+        _run(commands.template_review, action, name, config, store, by, reason)
+
+    review_task.__doc__ = {"submit": "Submit a draft or rejected template for review (R20).",
+                           "approve": "Approve a submitted template; the approval is bound to its content.",
+                           "reject": "Reject a submitted template with a reason."}[action]
+    return review_task
+
+
+@task(help={"config": CONFIG_HELP["config"], "env_file": "where to write (default: .env)"})
+def secrets_init(c, config="config", env_file=".env"):
+    """Generate local values for every secret the config references but the environment lacks."""
+    _run(commands.init_secrets, config, env_file)
+
+
+@task
+def keys_generate(c):
+    """Print a new master key for MAILCORE_MASTER_KEY (encrypts AccessKey secrets at rest)."""
+    from mailcore.store.crypto import generate_master_key
+    print(generate_master_key())
+
+
+@task(help={"k": "only tests matching this pytest -k expression", "x": "stop at the first failure"})
+def test(c, k=None, x=False):
+    """Run the whole test suite (SQLite and PostgreSQL stores)."""
+    args = [sys.executable, "-m", "pytest", "-q"]
+    if k:
+        args += ["-k", k]
+    if x:
+        args.append("-x")
+    raise Exit(code=subprocess.call(args))
+
+
+@task
+def bench(c):
+    """Run the benchmarks and print each next to its target."""
+    raise Exit(code=subprocess.call([sys.executable, "-m", "tests.bench"]))
+
+
+@task
+def setup(c):
+    """Install what the tests need that pip cannot: PostgreSQL from Debian packages."""
+    missing = [pkg for exe, pkg in (("initdb", "postgresql"),) if not _find_pg(exe)]
+    if not missing:
+        print("setup: PostgreSQL present")
+        return
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        raise Exit(f"error: install the Debian packages {' '.join(missing)} (needs root: sudo apt-get install -y {' '.join(missing)})", 2)
+    subprocess.check_call(["apt-get", "update", "-q"])
+    subprocess.check_call(["apt-get", "install", "-y", "-q", "--no-install-recommends", *missing],
+                          env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+
+
+def _find_pg(exe: str) -> str | None:
+    if shutil.which(exe):
+        return shutil.which(exe)
+    found = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{exe}"))
+    return str(found[-1]) if found else None
+
+
+template = Collection("template")
+for _action in ("submit", "approve", "reject"):
+    template.add_task(_review(_action))
+secrets = Collection("secrets")
+secrets.add_task(secrets_init, name="init")
+keys = Collection("keys")
+keys.add_task(keys_generate, name="generate")
+
+ns = Collection(validate, plan, apply, state, migrate, test, bench, setup, template, secrets, keys)
