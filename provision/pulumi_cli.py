@@ -289,10 +289,16 @@ def _count_zips(mod_cache: Path) -> int:
 
 def _download_gomods(go: str, env: dict[str, str], workdir: Path, version: str) -> dict[str, dict]:
     """``go mod download -json`` pkg/v3 and sdk/v3; returns module path -> info."""
-    r = subprocess.run(
-        [go, "mod", "download", "-json", f"{PKG_MODULE}@v{version}", f"{SDK_MODULE}@v{version}"],
-        cwd=workdir, env=env, capture_output=True, text=True, timeout=900,
-    )
+    try:
+        r = subprocess.run(
+            [go, "mod", "download", "-json", f"{PKG_MODULE}@v{version}", f"{SDK_MODULE}@v{version}"],
+            cwd=workdir, env=env, capture_output=True, text=True, timeout=900,
+        )
+    except subprocess.TimeoutExpired:
+        raise PulumiCliError(
+            f"`go mod download` of Pulumi v{version} took over 15 minutes; "
+            "fix: check network access to the Go module proxy (GOPROXY) and rerun"
+        ) from None
     infos: dict[str, dict] = {}
     dec, text, i = json.JSONDecoder(), r.stdout, 0
     while True:
@@ -305,9 +311,12 @@ def _download_gomods(go: str, env: dict[str, str], workdir: Path, version: str) 
     errors = [f"{p}: {o['Error']}" for p, o in infos.items() if o.get("Error")]
     if r.returncode != 0 or errors or len(infos) < 2:
         why = errors[0] if errors else _last_line(r.stderr, f"go mod download exited {r.returncode}")
+        why = " ".join(why.split())  # Go errors span lines; keep the message on one line
+        proxy = subprocess.run([go, "env", "GOPROXY"], env=env, capture_output=True, text=True)
+        proxy_s = proxy.stdout.strip() or "?"
         raise PulumiCliError(
             f"cannot fetch Pulumi v{version} from the Go module proxy ({why}); "
-            f"fix: check network/GOPROXY={env.get('GOPROXY') or 'default'}, or pick a served version "
+            f"fix: check network/GOPROXY={proxy_s}, or pick a served version "
             f"(`go list -m -versions {PKG_MODULE}`), or install the Pulumi CLI and put it on PATH"
         )
     return infos
@@ -358,7 +367,7 @@ def _build_from_source(bin_dir: Path, version: str, clock: _Clock) -> None:
     go = shutil.which("go")
     if not go:
         raise PulumiCliError(
-            "no Pulumi CLI on PATH, get.pulumi.com unreachable and no Go toolchain to build one; "
+            "no usable Pulumi CLI on PATH, get.pulumi.com unreachable and no Go toolchain to build one; "
             f"fix: install Go >= 1.26 (https://go.dev/dl) or install Pulumi CLI v{version} on PATH"
         )
     go_root = go_cache_dir()
@@ -400,8 +409,9 @@ def _build_from_source(bin_dir: Path, version: str, clock: _Clock) -> None:
         if r.returncode != 0:
             with contextlib.suppress(FileNotFoundError):
                 out.unlink()
+            why = " ".join(_last_line(log_path.read_text(), "no output").split())
             raise PulumiCliError(
-                f"go build of pulumi v{version} failed ({_last_line(log_path.read_text(), 'no output')}); "
+                f"go build of pulumi v{version} failed ({why}); "
                 f"fix: see {log_path}; if the Go toolchain is too old install a newer one "
                 "(or unset GOTOOLCHAIN=local), then rerun"
             )
@@ -456,7 +466,10 @@ def ensure_pulumi(cache_dir: Path | None = None, *, progress: Progress = print) 
         # (3) official installer
         clock.say(f"checking {INSTALLER_URL} (timeout {INSTALLER_TIMEOUT_S:.0f}s)")
         if _installer_reachable():
-            err = _run_installer(root, PULUMI_VERSION, clock)
+            try:
+                err = _run_installer(root, PULUMI_VERSION, clock)
+            except (OSError, subprocess.SubprocessError) as e:
+                err = " ".join(str(e).split())
             if err is None and _pulumi_version(bin_dir / "pulumi") == expected:
                 _write_shim(bin_dir)
                 clock.say(f"installed pulumi {expected} into {bin_dir}")
@@ -480,7 +493,8 @@ def ensure_pulumi(cache_dir: Path | None = None, *, progress: Progress = print) 
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m provision.pulumi_cli", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m provision.pulumi_cli",
+                                 description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--cache-dir", type=Path, default=None,
                     help=f"install root (default {default_cache_dir()})")
     ap.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
