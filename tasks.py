@@ -15,7 +15,8 @@ sys.path.insert(0, str(ROOT))
 
 from mailcore import commands  # noqa: E402
 
-commands.load_env_file(str(ROOT / ".env"))
+# Local secrets (written by `invoke secrets.init`); MAILCORE_ENV_FILE= (empty) turns this off.
+commands.load_env_file(os.environ.get("MAILCORE_ENV_FILE", str(ROOT / ".env")))
 
 CONFIG_HELP = {"config": "the account's config directory (default: config)",
                "store": "store URL (default: $MAILCORE_STORE_URL or sqlite under $MAILCORE_STATE_DIR, ./state)"}
@@ -89,6 +90,7 @@ def keys_generate(c):
 @task(help={"k": "only tests matching this pytest -k expression", "x": "stop at the first failure"})
 def test(c, k=None, x=False):
     """Run the whole test suite (SQLite and PostgreSQL stores)."""
+    os.environ["MAILCORE_REQUIRE_PG"] = "1"  # the suite runs every store test on PostgreSQL too
     args = [sys.executable, "-m", "pytest", "-q"]
     if k:
         args += ["-k", k]

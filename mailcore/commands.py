@@ -200,11 +200,11 @@ def init_secrets(config: str, env_file: str = ".env") -> int:
     walk(load_source(Path(config)).data)
     added = []
     lines = []
-    if MASTER_KEY_ENV not in existing and MASTER_KEY_ENV not in os.environ:
+    if MASTER_KEY_ENV not in existing and not os.environ.get(MASTER_KEY_ENV):
         lines.append(f"{MASTER_KEY_ENV}={generate_master_key()}")
         added.append(MASTER_KEY_ENV)
     for name, key in sorted(wanted.items()):
-        if name in existing or name in os.environ:
+        if name in existing or os.environ.get(name):
             continue
         value = generate_password() if key == "smtp_password" else generate_master_key()
         lines.append(f"{name}={value}")
@@ -219,10 +219,11 @@ def init_secrets(config: str, env_file: str = ".env") -> int:
 
 def load_env_file(path: str = ".env") -> None:
     """Read KEY=VALUE lines into the environment without overriding what is already set."""
-    p = Path(path)
-    if not p.exists():
+    if not path or not Path(path).exists():
         return
+    p = Path(path)
     for line in p.read_text().splitlines():
         if "=" in line and not line.lstrip().startswith("#"):
             k, _, v = line.partition("=")
-            os.environ.setdefault(k.strip(), v.strip().strip('"').strip("'"))
+            if not os.environ.get(k.strip()):
+                os.environ[k.strip()] = v.strip().strip('"').strip("'")

@@ -39,7 +39,7 @@ def _subkeys(master: str) -> tuple[bytes, bytes]:
     try:
         raw = base64.urlsafe_b64decode(master.encode())
     except (ValueError, TypeError) as exc:
-        raise MasterKeyError(f"{MASTER_KEY_ENV} is not URL-safe base64: {exc}") from None
+        raise MasterKeyError(f"{MASTER_KEY_ENV} is not URL-safe base64 ({exc}); generate one with `invoke keys.generate`") from None
     if len(raw) != 32:
         raise MasterKeyError(f"{MASTER_KEY_ENV} must decode to 32 bytes, got {len(raw)}; generate one with `invoke keys.generate`")
 

@@ -1,0 +1,93 @@
+"""The tasks as a user runs them: real `invoke` processes, exit codes, no tracebacks."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .storefixtures import EXAMPLE_ENV
+
+ROOT = Path(__file__).resolve().parents[1]
+INVOKE = [sys.executable, "-m", "invoke", "--search-root", str(ROOT)]
+
+
+def run(args, env_extra=None, tmp_path=None):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DM_", "MAILCORE_"))}
+    env.update(EXAMPLE_ENV, MAILCORE_ENV_FILE="")  # a developer's .env must not leak into the tests
+    if tmp_path is not None:
+        env["MAILCORE_STATE_DIR"] = str(tmp_path / "state")
+    env.update(env_extra or {})
+    return subprocess.run(INVOKE + args, capture_output=True, text=True, env=env, timeout=120)
+
+
+@pytest.fixture
+def key():
+    from mailcore.store.crypto import generate_master_key
+    return {"MAILCORE_MASTER_KEY": generate_master_key()}
+
+
+def test_validate_example_ok(tmp_path):
+    r = run(["validate", "--config", str(ROOT / "config")], tmp_path=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "valid (7 files" in r.stdout
+
+
+def test_validate_errors_exit_2_without_traceback(tmp_path):
+    r = run(["validate", "--config", str(ROOT / "fixtures" / "invalid" / "acceptance-five-errors")], tmp_path=tmp_path)
+    assert r.returncode == 2
+    assert "Traceback" not in r.stderr + r.stdout
+    lines = [l for l in r.stderr.splitlines() if "[" in l and l.count(":") >= 3]
+    assert len(lines) >= 5
+    assert lines == sorted(lines, key=lambda l: (l.split(":")[0], int(l.split(":")[1]), int(l.split(":")[2])))
+    assert "errors in" in r.stderr
+
+
+def test_plan_apply_plan_exit_codes(tmp_path, key):
+    cfg = str(ROOT / "config")
+    r = run(["plan", "--config", cfg], key, tmp_path)
+    assert r.returncode == 3, r.stderr
+    assert "+ domain mail.example.com" in r.stdout and "Plan: 28 to create, 0 to update, 0 to delete." in r.stdout
+    r = run(["apply", "--config", cfg], key, tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "Apply complete: 28 created" in r.stdout
+    r = run(["apply", "--config", cfg], key, tmp_path)
+    assert r.returncode == 0 and "Nothing to apply; nothing was written." in r.stdout
+    r = run(["plan", "--config", cfg, "--json"], key, tmp_path)
+    assert r.returncode == 0
+    assert json.loads(r.stdout)["summary"] == {"create": 0, "update": 0, "delete": 0}
+
+
+def test_missing_master_key_is_one_clear_line(tmp_path):
+    r = run(["apply", "--config", str(ROOT / "config")], {"MAILCORE_MASTER_KEY": ""}, tmp_path)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "MAILCORE_MASTER_KEY is not set" in r.stderr
+
+
+def test_template_review_through_tasks(tmp_path, key):
+    cfg = str(ROOT / "config")
+    assert run(["apply", "--config", cfg], key, tmp_path).returncode == 0
+    r = run(["template.approve", "vip-offer", "--config", cfg], key, tmp_path)
+    assert r.returncode == 2 and "is draft and cannot be approved; it can be submitted" in r.stderr
+    r = run(["template.submit", "vip-offer", "--config", cfg, "--by", "bob"], key, tmp_path)
+    assert r.returncode == 0 and "draft -> submitted by bob" in r.stdout
+    r = run(["template.reject", "vip-offer", "--config", cfg, "--by", "alice", "--reason", "no unsubscribe link"],
+            key, tmp_path)
+    assert r.returncode == 0 and "submitted -> rejected by alice" in r.stdout
+    r = run(["state"], key, tmp_path)
+    assert "vip-offer" in r.stdout and "rejected" in r.stdout
+
+
+def test_secrets_init_writes_policy_conformant_values(tmp_path):
+    env_file = tmp_path / ".env"
+    r = run(["secrets.init", "--config", str(ROOT / "config"), "--env-file", str(env_file)],
+            {k: "" for k in EXAMPLE_ENV}, tmp_path)
+    assert r.returncode == 0, r.stderr
+    values = dict(l.split("=", 1) for l in env_file.read_text().splitlines() if "=" in l and not l.startswith("#"))
+    assert set(values) == set(EXAMPLE_ENV) | {"MAILCORE_MASTER_KEY"}
+    from mailcore.spec.validators import password_problems
+    assert all(not password_problems(values[k]) for k in values if k.startswith("DM_SMTP_PASSWORD"))
+    assert oct(env_file.stat().st_mode)[-3:] == "600"
