@@ -79,12 +79,8 @@ def desired(spec: AccountSpec, secrets: dict, box: SecretBox | None) -> dict[str
     for entry, _ in spec.allowlist:
         out["allowlist_entry"][entry.strip()] = {}
     for r in spec.rules:
-        endpoints = []
-        for e in r.endpoints:
-            secret = None
-            if e.signing_secret is not None:
-                secret, _ = e.signing_secret.resolve()
-            endpoints.append({"kind": e.kind, "target": e.target, "signing_secret": secret})
+        endpoints = [{"kind": e.kind, "target": e.target, "signing_secret": secrets.get(("endpoint", r.region, r.name, i))}
+                     for i, e in enumerate(r.endpoints)]
         out["notification_rule"][rule_key(r.region, r.name)] = {"events": sorted(r.events), "senders": r.senders,
                                                                 "endpoints": endpoints}
     for n in spec.notifications:

@@ -30,6 +30,8 @@ def _plain(address: str) -> bool:
     if len(local) > 64:
         return False
     labels = domain.lower().split(".")
+    if any(label[2:4] == "--" for label in labels):  # IDNA-reserved: the library decides
+        return False
     return not any(".".join(labels[i:]) in _SPECIAL for i in range(len(labels)))
 
 

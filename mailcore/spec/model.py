@@ -30,8 +30,9 @@ class RegionSpec:
 class DnsBackendSpec:
     name: str
     kind: str
-    settings: dict
+    settings: dict  # as written: secret fields are references, never values
     path: tuple
+    tsig_secret: SecretRef | None = None
 
 
 @dataclass
@@ -185,7 +186,10 @@ def build_spec(doc: SourceDoc) -> AccountSpec:
         for name, b in backends.items():
             if isinstance(b, dict) and _str(b, "kind"):
                 settings = {k: v for k, v in b.items() if k != "kind"}
-                spec.dns_backends[name] = DnsBackendSpec(name, b["kind"], settings, ("dns_backends", name))
+                tsig = b.get("tsig") if isinstance(b.get("tsig"), dict) else {}
+                base = Path(doc.locate(("dns_backends", name)).file).parent
+                spec.dns_backends[name] = DnsBackendSpec(name, b["kind"], settings, ("dns_backends", name),
+                                                         parse_ref(tsig.get("secret"), base))
 
     for path, d in _items(data, "domains"):
         if _str(d, "name") and _str(d, "region"):

@@ -7,7 +7,6 @@ Blank lines and lines starting with '#' are skipped. Findings point at the file'
 """
 from __future__ import annotations
 
-import csv
 import hashlib
 import re
 from dataclasses import dataclass, field
@@ -34,21 +33,39 @@ class RecipientFile:
 
 
 def _split(line: str) -> list[tuple[str, int]]:
-    """Fields with their 1-based column."""
+    """Fields with their 1-based column; CSV quoting ("a, b" and doubled "") is honoured."""
     if '"' not in line:
         out, col = [], 1
         for part in line.split(","):
             out.append((part.strip(), col + len(part) - len(part.lstrip())))
             col += len(part) + 1
         return out
-    fields = next(csv.reader([line]))
-    out, start = [], 0
-    for f in fields:
-        pos = line.find(f, start)
-        col = pos + 1 if pos >= 0 else start + 1
-        start = pos + len(f) if pos >= 0 else start
-        out.append((f.strip(), col))
-    return out
+    out, i, n = [], 0, len(line)
+    while True:
+        while i < n and line[i] in " \t":
+            i += 1
+        start = i
+        if i < n and line[i] == '"':
+            value, i = [], i + 1
+            while i < n:
+                if line[i] == '"':
+                    if i + 1 < n and line[i + 1] == '"':
+                        value.append('"')
+                        i += 2
+                        continue
+                    i += 1
+                    break
+                value.append(line[i])
+                i += 1
+            end = line.find(",", i)
+            text = "".join(value) + (line[i:end] if end >= 0 else line[i:]).strip()
+        else:
+            end = line.find(",", i)
+            text = (line[i:end] if end >= 0 else line[i:]).strip()
+        out.append((text, start + 1))
+        if end < 0:
+            return out
+        i = end + 1
 
 
 def load_recipients(path: Path, list_path: tuple) -> RecipientFile:
@@ -73,7 +90,7 @@ def load_recipients(path: Path, list_path: tuple) -> RecipientFile:
     username_max, nickname_max = limit("username-length"), limit("nickname-length")
     header_done = False
     rows = result.rows
-    for lineno, line in enumerate(text.splitlines(), 1):
+    for lineno, line in enumerate(text.replace("\r\n", "\n").replace("\r", "\n").split("\n"), 1):
         if not line.strip() or line.lstrip().startswith("#"):
             continue
         fields = _split(line)

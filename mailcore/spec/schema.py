@@ -39,19 +39,18 @@ def _message(error) -> tuple[str, str, bool]:
     """(message, validator id, points at a key?) for one jsonschema error."""
     sch = error.schema if isinstance(error.schema, dict) else {}
     limit_id = sch.get("x-limit")
-    if limit_id in LIMITS and error.validator in ("maxItems", "maxLength", "minLength", "minItems"):
+    if limit_id in LIMITS and error.validator in ("maxItems", "maxLength"):
         n = len(error.instance)
         what = "declared" if isinstance(error.instance, list) else "characters"
         return f"{describe(limit_id)}; {n} {what}", limit_id, False
-    if error.validator == "oneOf" and sch.get("required") is None:
+    if error.validator == "oneOf":
         options = [s.get("required") for s in error.validator_value if isinstance(s, dict)]
         if all(isinstance(o, list) and len(o) == 1 for o in options):
             names = " or ".join(f"'{o[0]}'" for o in options)
             return f"give exactly one of {names}", "schema", False
     if error.validator == "additionalProperties":
-        extra = sorted(set(error.instance) - set(sch.get("properties", {})))
         allowed = ", ".join(sorted(k for k in sch.get("properties", {})))
-        return f"unknown key '{extra[0]}' (allowed: {allowed})", "schema", True
+        return f"unknown key '{{key}}' (allowed: {allowed})", "schema", True
     if error.validator == "required":
         return f"{error.message}; add it", "schema", False
     if error.validator == "enum":
@@ -70,7 +69,8 @@ def check(data: dict) -> list[tuple[Issue, bool]]:
             message, vid, on_key = _message(leaf)
             path = tuple(leaf.absolute_path)
             if on_key and leaf.validator == "additionalProperties":
-                extra = sorted(set(leaf.instance) - set(leaf.schema.get("properties", {})))
-                path = path + (extra[0],)
+                for key in sorted(set(leaf.instance) - set(leaf.schema.get("properties", {}))):
+                    out.append((Issue(path + (key,), message.format(key=key), vid), True))
+                continue
             out.append((Issue(path, message, vid), on_key))
     return out

@@ -1,6 +1,7 @@
 """Named semantic validators. Each takes the account spec and a context and yields Issues.
 
-The id a validator is registered under is the id printed in brackets after each finding.
+A validator is registered under a name; each finding carries its own id (printed in brackets), so one
+validator may report several ids (the allow-list validator reports allowlist-syntax, allowlist-private, ...).
 """
 from __future__ import annotations
 
@@ -272,6 +273,8 @@ def _templates(spec, ctx):
 def _template_content(spec, ctx):
     for t in spec.templates:
         yield from _variable_issues(t.subject, t.path + ("subject",), f"subject of template '{t.name}'", None, None)
+        if t.body is None and t.body_file is None:
+            continue  # neither body nor body_file: the schema reports it
         if t.body is None:
             yield Issue(t.path + ("body_file",), f"cannot read body file {t.body_file} as UTF-8 text", "template-body-file")
             continue
@@ -335,7 +338,7 @@ def _allowlist(spec, ctx):
 
 @validator("rule-unique")
 def _rule_unique(spec, ctx):
-    yield from _dupes(spec.rules, lambda r: (r.region, r.name), "rule", "rule-unique", field_name="name")
+    yield from _dupes(spec.rules, lambda r: f"{r.name}' in region '{r.region}", "rule", "rule-unique", field_name="name")
 
 
 @validator("max-rules-per-region")
@@ -402,6 +405,30 @@ def _notification_route(spec, ctx):
         if n.region not in with_rules:
             yield Issue(n.path + ("region",), f"no notification rule in region '{n.region}'; its events would reach no endpoint",
                         "notification-route", WARNING)
+
+
+# --- other secrets ----------------------------------------------------------------------
+
+@validator("secrets")
+def _other_secrets(spec, ctx):
+    """TSIG keys and webhook signing secrets must resolve too (API keys and SMTP passwords above/below)."""
+    for b in spec.dns_backends.values():
+        if b.tsig_secret is not None:
+            value, why = b.tsig_secret.resolve(ctx.environ)
+            if why:
+                yield Issue(b.path + ("tsig", "secret"), f"TSIG secret of DNS backend '{b.name}': {why}", "secret-unresolved")
+            else:
+                ctx.secrets[("tsig", b.name)] = value
+    for r in spec.rules:
+        for i, e in enumerate(r.endpoints):
+            if e.signing_secret is None:
+                continue
+            value, why = e.signing_secret.resolve(ctx.environ)
+            if why:
+                yield Issue(e.path + ("signing_secret",), f"signing secret of rule '{r.name}' endpoint {e.target}: {why}",
+                            "secret-unresolved")
+            else:
+                ctx.secrets[("endpoint", r.region, r.name, i)] = value
 
 
 # --- API keys ---------------------------------------------------------------------------

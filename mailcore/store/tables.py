@@ -202,3 +202,81 @@ applies = sa.Table(
     sa.Column("at", TS, nullable=False),
     sa.Column("summary", sa.JSON, nullable=False),
 )
+
+# --- DNS material per domain (issue 3): generated once, kept across applies -----------------
+
+domain_keys = sa.Table(
+    "domain_keys", metadata, _id(),
+    sa.Column("domain", sa.String(253), nullable=False, unique=True),
+    sa.Column("ownership_token", sa.String(64), nullable=False),
+    sa.Column("dkim_selector", sa.String(63), nullable=False),
+    sa.Column("dkim_private_enc", sa.Text, nullable=False),  # PEM, encrypted under the master key
+    sa.Column("dkim_public", sa.Text, nullable=False),  # base64 DER, as published in DNS
+    sa.Column("created_at", TS, nullable=False),
+)
+
+# --- the queue (issue 4): only mailcore.queue changes states -------------------------------
+
+queue_messages = sa.Table(
+    "queue_messages", metadata, _id(), _account(),
+    sa.Column("sender", sa.String(254), nullable=False),
+    sa.Column("envelope_from", sa.String(254), nullable=False, index=True),  # random address type maps back here
+    sa.Column("region", sa.String(32), nullable=False),
+    sa.Column("source", sa.String(8), nullable=False),  # smtp | api | batch
+    sa.Column("tag", sa.String(128)),
+    sa.Column("tracking", sa.Boolean, nullable=False),
+    sa.Column("message_id", sa.String(255), nullable=False),
+    sa.Column("subject", sa.Text),
+    sa.Column("content", sa.LargeBinary),  # the signed message, when every recipient gets the same bytes
+    sa.Column("batch_job_id", sa.Integer, sa.ForeignKey("batch_jobs.id"), index=True),
+    sa.Column("created_at", TS, nullable=False),
+)
+
+queue_recipients = sa.Table(
+    "queue_recipients", metadata, _id(),
+    sa.Column("message_id", sa.Integer, sa.ForeignKey("queue_messages.id", ondelete="CASCADE"), nullable=False, index=True),
+    sa.Column("rcpt", sa.String(254), nullable=False),
+    sa.Column("rcpt_domain", sa.String(253), nullable=False),
+    sa.Column("content", sa.LargeBinary),  # personalised message (templates); else the message's content
+    sa.Column("state", sa.String(12), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", TS, nullable=False),
+    sa.Column("lease_owner", sa.String(64)),
+    sa.Column("lease_until", TS),
+    sa.Column("last_code", sa.Integer),
+    sa.Column("last_text", sa.Text),
+    sa.Column("status", sa.Integer),  # 0 success, 2 invalid address, 3 spam, 4 failure (R25)
+    sa.Column("failed_type", sa.String(32)),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("done_at", TS),
+    sa.Index("ix_queue_recipients_due", "state", "next_attempt_at"),
+)
+
+quota_counters = sa.Table(
+    "quota_counters", metadata,
+    sa.Column("account_id", sa.Integer, sa.ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("period", sa.String(16), primary_key=True),  # d:2026-11-27 | m:2026-11 (account time zone)
+    sa.Column("used", sa.Integer, nullable=False),
+)
+
+batch_jobs = sa.Table(
+    "batch_jobs", metadata, _id(), _account(),
+    sa.Column("receivers_list", sa.String(64), nullable=False),
+    sa.Column("template", sa.String(64), nullable=False),
+    sa.Column("sender", sa.String(254), nullable=False),
+    sa.Column("tag", sa.String(128)),
+    sa.Column("address_type", sa.String(8), nullable=False),
+    sa.Column("tracking", sa.Boolean, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # queuing | queued | failed
+    sa.Column("request_count", sa.Integer, nullable=False),
+    sa.Column("env_id", sa.String(32)),
+    sa.Column("created_at", TS, nullable=False),
+)
+
+invalid_addresses = sa.Table(
+    "invalid_addresses", metadata, _id(), _account(),
+    sa.Column("address", sa.String(254), nullable=False),
+    sa.Column("reason", sa.Text),
+    sa.Column("added_at", TS, nullable=False, index=True),
+    sa.UniqueConstraint("account_id", "address", name="uq_invalid_addresses_account_address"),
+)

@@ -1,0 +1,116 @@
+"""What ingress (smtpd, api, batch jobs) hands to cleanup, and how cleanup says no.
+
+Ingress parses and authenticates; cleanup decides and writes. A refusal is a `SubmitRefused`
+with a reason from REFUSALS; smtpd turns the reason into the guide's SMTP reply and the API
+into its error code, both from this one table, so the two front doors refuse alike.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import NamedTuple, Protocol
+
+
+class Refusal(NamedTuple):
+    smtp: str  # the full SMTP reply line (code, enhanced code, text) — the guide's texts where it has one
+    api_code: str  # the DirectMail API error code
+    http_status: int
+    api_message: str
+    requirement: str
+
+
+# reason -> how each front door says it. The SMTP texts are the guide's (R2, R3, R28, R32).
+REFUSALS: dict[str, Refusal] = {
+    "auth-failed": Refusal("535 5.7.8 Authentication failure", "InvalidAccessKeyId.NotFound", 404,
+                           "Specified access key is not found.", "R32"),
+    "too-many-rcpts": Refusal("556 5.5.3 The number of RCPTs is over size", "InvalidToAddress", 400,
+                              "The specified toAddress is wrongly formed.", "R32"),
+    "too-large": Refusal("557 5.3.4 The length of DATA content is achieved the maximum threshold", "InvalidBody", 400,
+                         "The specified textBody or htmlBody is wrongly formed.", "R32"),
+    "invalid-rcpt": Refusal("559 5.1.1 Invalid rcptto", "InvalidToAddress.Spam", 400,
+                            "Sendmail rejected by invalid address.", "R32, R37"),
+    "quota-daily": Refusal("552 5.7.0 Daily sending quota exceeded", "InvalidSendMail.Spam", 400,
+                           "Sendmail rejected by spam filter.", "R2"),
+    "quota-monthly": Refusal("552 5.7.0 Monthly sending quota exceeded", "InvalidSendMail.Spam", 400,
+                             "Sendmail rejected by spam filter.", "R2"),
+    "quota-insufficient": Refusal("552 5.7.0 Not enough sending quota", "InvalidSendMail.Spam", 400,
+                                  "Sendmail rejected by spam filter.", "R2"),
+    "spam": Refusal("554 5.7.1 Reject by content spam", "InvalidSendMail.Spam", 400,
+                    "Sendmail rejected by spam filter.", "R32"),
+    "account-unavailable": Refusal("551 5.7.1 Main account unavailable", "InvalidSendMail.Spam", 400,
+                                   "Sendmail rejected by spam filter.", "R3"),
+    "ip-not-allowed": Refusal("554 5.7.1 Client IP not in the IP allow-list", "Forbidden", 403,
+                              "The user is not authorized to operate on the specified resource.", "R28"),
+    "sender-unknown": Refusal("550 5.1.8 Sender address unknown", "InvalidMailAddress.NotFound", 404,
+                              "The specified mailAddress does not exist.", "R12"),
+    "sender-mismatch": Refusal("553 5.7.1 Sender address does not match the authenticated user", "Forbidden", 403,
+                               "The user is not authorized to operate on the specified resource.", "R31"),
+    "sender-not-active": Refusal("451 4.7.1 Sender address not active yet, try again later",
+                                 "InvalidMailAddressStatus.Malformed", 400,
+                                 "The specified mailAddress status is wrongly formed.", "R15"),
+    "sender-wrong-type": Refusal("550 5.7.1 Sender address type cannot send batch mail",
+                                 "InvalidMailAddressSendType.Malformed", 400,
+                                 "The specified mailAddress sendType is wrongly formed.", "R12"),
+    "domain-unverified": Refusal("550 5.7.1 Sender domain is not verified", "InvalidMailAddressDomain.Malformed", 400,
+                                 "The specified mailAddress domain does not exist.", "R9"),
+    "wrong-region": Refusal("550 5.7.1 Sender address belongs to another region", "InvalidMailAddress.NotFound", 404,
+                            "The specified mailAddress does not exist.", "R1"),
+    "template-unusable": Refusal("550 5.7.1 Template not approved", "InvalidTemplate.NotFound", 404,
+                                 "The specified template does not exist.", "R20"),
+    "list-unknown": Refusal("550 5.1.1 Recipient list not found", "InvalidReceiver.NotFound", 404,
+                            "The specified receiver does not exist.", "R17"),
+    "tag-unknown": Refusal("550 5.7.1 Tag not found", "InvalidTag.NotFound", 404, "The specified tag does not exist.", "R16"),
+    "tracking-unavailable": Refusal("550 5.7.1 Tracking needs a CNAME-verified domain", "InvalidParameter", 400,
+                                    "Specified parameter ClickTrace is not valid.", "R9, R29"),
+}
+
+
+class SubmitRefused(Exception):
+    def __init__(self, reason: str, detail: str = ""):
+        if reason not in REFUSALS:
+            raise ValueError(f"unknown refusal reason {reason!r}")
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason, self.detail = reason, detail
+
+    @property
+    def refusal(self) -> Refusal:
+        return REFUSALS[self.reason]
+
+
+@dataclass
+class Recipient:
+    address: str
+    variables: dict = field(default_factory=dict)  # template variables for this recipient (R19)
+
+
+@dataclass
+class Submission:
+    """One message (or one batch) as an ingress received it."""
+
+    account: str
+    sender: str  # the sender address (AccountName / authenticated SMTP user)
+    recipients: list[Recipient]
+    source: str  # "smtp" | "api" | "batch"
+    region: str | None = None  # the region whose listener/endpoint received it (R1)
+    client_ip: str | None = None
+    subject: str | None = None
+    html_body: str | None = None
+    text_body: str | None = None
+    raw_message: bytes | None = None  # SMTP: the DATA as received
+    from_alias: str | None = None
+    reply_to_sender: bool = False  # API ReplyToAddress: use the sender's verified reply-to (R13)
+    tag: str | None = None
+    tracking: bool = False  # ClickTrace / X-AliDM-Trace open tracking (R21)
+    address_type: str = "sender"  # "random" | "sender" (R29)
+    headers: dict = field(default_factory=dict)
+    template: str | None = None  # batch: approved template name
+    receivers_list: str | None = None  # batch: recipient list name
+
+
+@dataclass
+class SubmitResult:
+    env_id: str  # the queue id returned to the client (`###envid=N`, API EnvId)
+    recipients: int
+
+
+class Submitter(Protocol):
+    async def submit(self, submission: Submission) -> SubmitResult: ...
