@@ -68,3 +68,44 @@ def example_config(tmp_path) -> Path:
     # keep the schema modelines resolvable from the copy
     shutil.copytree(ROOT / "config" / "schema", dest / "schema")
     return dest
+
+
+def make_ready(store, config: Path, *, verified: bool = True, age_seconds: int = 3600) -> None:
+    """Apply the config, then stand in for what DNS verification and time would do: domains
+    verified, senders older than the activation delay, templates approved, DKIM keys stored."""
+    import sqlalchemy as sa
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from datetime import datetime, timedelta, timezone
+
+    from mailcore.plan import apply_config, foreign_domains, secret_box
+    from mailcore.spec import load_account
+    from mailcore.store import tables as t
+    from mailcore.store.crypto import SecretBox
+
+    loaded = load_account(config, foreign_domains=lambda n: foreign_domains(store, n))
+    assert loaded.report.ok, loaded.report.lines()
+    apply_config(store, loaded, secret_box(loaded))
+    box = SecretBox.from_env()
+    now = datetime.now(timezone.utc)
+    with store.transaction() as conn:
+        if verified:
+            conn.execute(sa.update(t.domains).values(status="verified"))
+        conn.execute(sa.update(t.senders).values(created_at=now - timedelta(seconds=age_seconds)))
+        conn.execute(sa.update(t.templates).values(status="approved", approved_digest=t.templates.c.content_digest))
+        for name in conn.execute(sa.select(t.domains.c.name)).scalars():
+            key = rsa.generate_private_key(public_exponent=65537, key_size=1024)  # small: tests only
+            pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
+                                    serialization.NoEncryption()).decode()
+            pub = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+            import base64
+            conn.execute(sa.insert(t.domain_keys).values(domain=name, ownership_token="tok-" + name, dkim_selector="dm",
+                                                         dkim_private_enc=box.encrypt(pem),
+                                                         dkim_public=base64.b64encode(pub).decode(), created_at=now))
+
+
+@pytest.fixture
+def ready_store(store, example_env, example_config):
+    """A store holding the example account, ready to send (see make_ready)."""
+    make_ready(store, example_config)
+    return store

@@ -228,6 +228,7 @@ queue_messages = sa.Table(
     sa.Column("message_id", sa.String(255), nullable=False),
     sa.Column("subject", sa.Text),
     sa.Column("content", sa.LargeBinary),  # the signed message, when every recipient gets the same bytes
+    sa.Column("template", sa.JSON),  # batch: subject/html/from alias, rendered per recipient at delivery
     sa.Column("batch_job_id", sa.Integer, sa.ForeignKey("batch_jobs.id"), index=True),
     sa.Column("created_at", TS, nullable=False),
 )
@@ -237,7 +238,7 @@ queue_recipients = sa.Table(
     sa.Column("message_id", sa.Integer, sa.ForeignKey("queue_messages.id", ondelete="CASCADE"), nullable=False, index=True),
     sa.Column("rcpt", sa.String(254), nullable=False),
     sa.Column("rcpt_domain", sa.String(253), nullable=False),
-    sa.Column("content", sa.LargeBinary),  # personalised message (templates); else the message's content
+    sa.Column("variables", sa.JSON),  # batch: this recipient's template variables (R18, R19)
     sa.Column("state", sa.String(12), nullable=False),
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
     sa.Column("next_attempt_at", TS, nullable=False),

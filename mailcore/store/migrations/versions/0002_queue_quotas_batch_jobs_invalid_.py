@@ -2,7 +2,7 @@
 
 Revision ID: 0002
 Revises: 0001
-Create Date: 2026-11-27 05:45:20.315110
+Create Date: 2026-11-27 05:48:08.551051
 """
 from alembic import op
 import sqlalchemy as sa
@@ -79,6 +79,7 @@ def upgrade() -> None:
     sa.Column('message_id', sa.String(length=255), nullable=False),
     sa.Column('subject', sa.Text(), nullable=True),
     sa.Column('content', sa.LargeBinary(), nullable=True),
+    sa.Column('template', sa.JSON(), nullable=True),
     sa.Column('batch_job_id', sa.Integer(), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['account_id'], ['accounts.id'], name=op.f('fk_queue_messages_account_id_accounts'), ondelete='CASCADE'),
@@ -95,7 +96,7 @@ def upgrade() -> None:
     sa.Column('message_id', sa.Integer(), nullable=False),
     sa.Column('rcpt', sa.String(length=254), nullable=False),
     sa.Column('rcpt_domain', sa.String(length=253), nullable=False),
-    sa.Column('content', sa.LargeBinary(), nullable=True),
+    sa.Column('variables', sa.JSON(), nullable=True),
     sa.Column('state', sa.String(length=12), nullable=False),
     sa.Column('attempts', sa.Integer(), server_default='0', nullable=False),
     sa.Column('next_attempt_at', sa.DateTime(timezone=True), nullable=False),

@@ -1,0 +1,397 @@
+"""cleanup: the one way into the queue.
+
+It decides whether a submission may be sent (account, region, domain, sender, tag, tracking,
+invalid addresses, content, quotas), builds the RFC 5322 message, DKIM-signs it, and writes the
+message and its recipients in one transaction. The caller's success reply (SMTP 250, API
+EnvId) is sent only after that commit.
+
+Writes go through one writer thread with group commit: submissions that arrive while a commit
+is in flight are written together in the next transaction, each under its own savepoint, so
+one refused submission never fails its neighbours and every acknowledged message is durable.
+Batch sends store the approved template once and each recipient's variables; the personalised
+message is rendered and signed by `render()` when it is delivered.
+"""
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import queue as _queue
+import re
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from email import policy
+from email.message import EmailMessage
+from email.parser import BytesParser
+from email.utils import format_datetime, formataddr, make_msgid
+from typing import Callable
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import dkim
+import sqlalchemy as sa
+
+from mailcore import queue
+from mailcore.catalog import SENDABLE_DOMAIN_STATUSES, Catalog, SenderView
+from mailcore.store import Store
+from mailcore.store import tables as t
+from mailcore.store.crypto import SecretBox
+from mailcore.submit import Submission, SubmitRefused, SubmitResult
+
+GTUBE = b"XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
+DEFAULT_SPAM_PHRASES = (GTUBE.decode(),)
+
+
+def default_content_check(content: bytes) -> str | None:
+    """The simple default: the GTUBE test string marks a message as spam (R32 554)."""
+    if GTUBE in content:
+        return "GTUBE test string"
+    return None
+
+
+@dataclass
+class CleanupSettings:
+    activation_delay_seconds: int = 600  # R15: a new sender may send 10 minutes after creation
+    max_recipients_api: int = 100
+    content_check: Callable[[bytes], str | None] = default_content_check
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Signer:
+    """DKIM signatures with each domain's key (dkimpy); domains without a key are sent unsigned."""
+
+    HEADERS = [b"from", b"to", b"subject", b"date", b"message-id", b"reply-to", b"mime-version", b"content-type"]
+
+    def __init__(self, store: Store, box: SecretBox | None):
+        self.store, self.box = store, box
+        self._keys: dict[str, tuple[bytes, bytes] | None] = {}
+
+    def key(self, domain: str):
+        if domain not in self._keys:
+            with self.store.engine.connect() as conn:
+                row = conn.execute(sa.select(t.domain_keys.c.dkim_selector, t.domain_keys.c.dkim_private_enc)
+                                   .where(t.domain_keys.c.domain == domain)).first()
+            if row is None or self.box is None:
+                self._keys[domain] = None
+            else:
+                self._keys[domain] = (row[0].encode(), self.box.decrypt(row[1]).encode())
+        return self._keys[domain]
+
+    def sign(self, domain: str, message: bytes) -> bytes:
+        key = self.key(domain)
+        if key is None:
+            return message
+        selector, private = key
+        sig = dkim.sign(message, selector, domain.encode(), private, include_headers=self.HEADERS)
+        return sig + message
+
+
+@dataclass
+class _Prepared:
+    sub: Submission
+    sender: SenderView
+    account_id: int
+    timezone: str
+    quota: tuple[int, int]
+    message: dict
+    recipients: list[dict]
+    future: asyncio.Future | None = None
+    loop: asyncio.AbstractEventLoop | None = None
+    result: SubmitResult | None = None
+    error: BaseException | None = None
+    done: threading.Event = field(default_factory=threading.Event)
+
+
+def _tz(name: str):
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return timezone.utc
+
+
+class Cleanup:
+    def __init__(self, store: Store, *, box: SecretBox | None = None, clock: Callable[[], datetime] = utcnow,
+                 settings: CleanupSettings | None = None):
+        self.store = store
+        self.box = box
+        self.clock = clock
+        self.settings = settings or CleanupSettings()
+        self.catalog = Catalog(store, box)
+        self.signer = Signer(store, box)
+        self._inbox: _queue.Queue[_Prepared | None] = _queue.Queue()
+        self._writer = threading.Thread(target=self._write_loop, name="cleanup-writer", daemon=True)
+        self._writer.start()
+
+    def close(self) -> None:
+        self._inbox.put(None)
+        self._writer.join(10)
+
+    # --- the Submitter protocol ------------------------------------------------------------
+
+    async def submit(self, sub: Submission) -> SubmitResult:
+        loop = asyncio.get_running_loop()
+        prepared = await loop.run_in_executor(None, self.prepare, sub)
+        prepared.loop, prepared.future = loop, loop.create_future()
+        self._inbox.put(prepared)
+        return await prepared.future
+
+    def submit_sync(self, sub: Submission) -> SubmitResult:
+        """For synchronous callers (batch jobs, tests): same checks, same writer."""
+        prepared = self.prepare(sub)
+        self._inbox.put(prepared)
+        prepared.done.wait()
+        if prepared.error:
+            raise prepared.error
+        return prepared.result
+
+    # --- deciding and building (any thread) ------------------------------------------------
+
+    def prepare(self, sub: Submission) -> _Prepared:
+        now = self.clock()
+        sender = self.catalog.sender(sub.sender)
+        if sender is None or sender.account != sub.account:
+            raise SubmitRefused("sender-unknown", sub.sender)
+        if sender.account_status != "active":
+            raise SubmitRefused("account-unavailable", sender.account)
+        if sub.region and sub.region != sender.region:
+            raise SubmitRefused("wrong-region", f"{sub.sender} belongs to {sender.region}, not {sub.region}")
+        if sender.domain_status not in SENDABLE_DOMAIN_STATUSES:
+            raise SubmitRefused("domain-unverified", f"{sender.domain} is {sender.domain_status}; run `invoke verify`")
+        if now - sender.created_at < timedelta(seconds=self.settings.activation_delay_seconds):
+            raise SubmitRefused("sender-not-active", f"{sub.sender} was created at {sender.created_at:%H:%M:%S}")
+        if sub.source == "batch" and sender.type != "batch":
+            raise SubmitRefused("sender-wrong-type", f"{sub.sender} is a {sender.type} address")
+        if sub.template is not None:
+            self._expand_batch(sub, sender)
+        if not sub.recipients:
+            raise SubmitRefused("list-unknown" if sub.receivers_list else "too-many-rcpts", "no recipients")
+        with self.store.engine.connect() as conn:
+            acct = conn.execute(sa.select(t.accounts.c.id, t.accounts.c.timezone, t.accounts.c.quota_daily,
+                                          t.accounts.c.quota_monthly).where(t.accounts.c.name == sender.account)).one()
+            if sub.tag and conn.execute(sa.select(t.tags.c.id).where(t.tags.c.account_id == acct[0],
+                                                                     t.tags.c.name == sub.tag)).first() is None:
+                raise SubmitRefused("tag-unknown", sub.tag)
+            tracking_on = conn.execute(sa.select(t.domains.c.tracking).where(t.domains.c.name == sender.domain)).scalar()
+        if sub.tracking and not (sender.tracking_ready and tracking_on):
+            raise SubmitRefused("tracking-unavailable", f"{sender.domain} has no verified tracking CNAME")
+        envelope_from = sender.address
+        if sub.address_type == "random":
+            token = base64.b32encode(os.urandom(10)).decode().lower()
+            envelope_from = f"{token}@{sender.domain}"
+        message = {"account_id": acct[0], "sender": sender.address, "envelope_from": envelope_from,
+                   "region": sender.region, "source": sub.source, "tag": sub.tag, "tracking": bool(sub.tracking)}
+        if sub.template is not None:
+            message.update(self._batch_content(sub, sender))
+        elif sub.raw_message is not None:
+            message.update(self._smtp_content(sub, sender, now))
+        else:
+            message.update(self._api_content(sub, sender, now))
+        recipients = [{"rcpt": r.address.lower() if sub.source != "smtp" else r.address,
+                       "variables": {**r.variables, "EAddr": r.address} if sub.template is not None else None}
+                      for r in sub.recipients]
+        return _Prepared(sub, sender, acct[0], acct[1], (acct[2], acct[3]), message, recipients)
+
+    def _expand_batch(self, sub: Submission, sender: SenderView) -> None:
+        """A batch names an approved template and (unless it lists its recipients) a recipient list."""
+        from mailcore.submit import Recipient
+        with self.store.engine.connect() as conn:
+            acct = conn.execute(sa.select(t.accounts.c.id).where(t.accounts.c.name == sender.account)).scalar()
+            tpl = conn.execute(sa.select(t.templates).where(t.templates.c.account_id == acct,
+                                                            t.templates.c.name == sub.template)).mappings().first()
+            if tpl is None or tpl["status"] != "approved" or tpl["approved_digest"] != tpl["content_digest"]:
+                state = "missing" if tpl is None else tpl["status"]
+                raise SubmitRefused("template-unusable", f"template '{sub.template}' is {state}; only approved templates send (R20)")
+            sub.subject, sub.html_body = tpl["subject"], tpl["body"]
+            sub.from_alias = sub.from_alias or tpl["nick_name"] or None
+            if sub.receivers_list and not sub.recipients:
+                lst = conn.execute(sa.select(t.recipient_lists.c.id).where(
+                    t.recipient_lists.c.account_id == acct, t.recipient_lists.c.name == sub.receivers_list)).scalar()
+                if lst is None:
+                    raise SubmitRefused("list-unknown", sub.receivers_list)
+                cols = ("UserName", "NickName", "Gender", "Birthday", "Mobile")
+                r = t.recipients.c
+                q = sa.select(r.email, r.user_name, r.nick_name, r.gender, r.birthday, r.mobile).where(
+                    r.list_id == lst).order_by(r.position)
+                sub.recipients = [Recipient(row[0], {k: v for k, v in zip(cols, row[1:]) if v is not None})
+                                  for row in conn.execute(q)]
+
+    def _check_content(self, content: bytes) -> None:
+        why = self.settings.content_check(content)
+        if why:
+            raise SubmitRefused("spam", why)
+
+    def _api_content(self, sub: Submission, sender: SenderView, now: datetime) -> dict:
+        msg = EmailMessage(policy=policy.SMTP)
+        msg["From"] = formataddr((sub.from_alias, sender.address)) if sub.from_alias else sender.address
+        msg["To"] = ", ".join(r.address for r in sub.recipients)
+        msg["Subject"] = sub.subject or ""
+        msg["Date"] = format_datetime(now)
+        msg["Message-ID"] = sub.headers.get("Message-ID") or make_msgid(domain=sender.domain)
+        if sub.reply_to_sender and sender.reply_to:
+            msg["Reply-To"] = sender.reply_to
+        for name, value in sub.headers.items():
+            if name.lower() != "message-id":
+                msg[name] = value
+        if sub.text_body:
+            msg.set_content(sub.text_body)
+            if sub.html_body:
+                msg.add_alternative(sub.html_body, subtype="html")
+        else:
+            msg.set_content(sub.html_body or "", subtype="html")
+        content = msg.as_bytes()
+        self._check_content(content)
+        return {"message_id": msg["Message-ID"], "subject": sub.subject, "content": self.signer.sign(sender.domain, content)}
+
+    def _smtp_content(self, sub: Submission, sender: SenderView, now: datetime) -> dict:
+        self._check_content(sub.raw_message)
+        head, sep, body = sub.raw_message.partition(b"\r\n\r\n")
+        if not sep:
+            head, sep, body = sub.raw_message.partition(b"\n\n")
+        headers = BytesParser(policy=policy.SMTP).parsebytes(head + b"\r\n\r\n", headersonly=True)
+        extra = b""
+        message_id = headers.get("Message-ID")
+        if not message_id:
+            message_id = make_msgid(domain=sender.domain)
+            extra += f"Message-ID: {message_id}\r\n".encode()
+        if not headers.get("Date"):
+            extra += f"Date: {format_datetime(now)}\r\n".encode()
+        # X-AliDM-Trace is an instruction to the service (R21), not part of the message
+        head = re.sub(rb"(?im)^X-AliDM-Trace:.*(?:\r?\n[ \t].*)*\r?\n?", b"", head + b"\r\n").rstrip(b"\r\n")
+        content = extra + head + b"\r\n\r\n" + body
+        return {"message_id": message_id, "subject": headers.get("Subject"), "content": self.signer.sign(sender.domain, content)}
+
+    def _batch_content(self, sub: Submission, sender: SenderView) -> dict:
+        template = {"subject": sub.subject or "", "html": sub.html_body or "", "text": sub.text_body,
+                    "from_alias": sub.from_alias, "reply_to": sender.reply_to if sub.reply_to_sender else None,
+                    "headers": sub.headers}
+        sample = render_text(template["subject"] + "\n" + template["html"], sub.recipients[0].variables)
+        self._check_content(sample.encode())
+        return {"message_id": make_msgid(domain=sender.domain), "subject": sub.subject, "content": None,
+                "template": template}
+
+    # --- writing (the writer thread) -----------------------------------------------------
+
+    def _write_loop(self) -> None:
+        while True:
+            first = self._inbox.get()
+            if first is None:
+                return
+            batch = [first]
+            while len(batch) < 256:
+                try:
+                    item = self._inbox.get_nowait()
+                except _queue.Empty:
+                    break
+                if item is None:
+                    self._inbox.put(None)
+                    break
+                batch.append(item)
+            self._write(batch)
+
+    def _write(self, batch: list[_Prepared]) -> None:
+        now = self.clock()
+        try:
+            with self.store.transaction() as conn:
+                for p in batch:
+                    savepoint = conn.begin_nested()
+                    try:
+                        p.result = self._write_one(conn, p, now)
+                        savepoint.commit()
+                    except SubmitRefused as exc:
+                        savepoint.rollback()
+                        p.error = exc
+        except Exception as exc:  # the commit failed: nothing in this batch was acknowledged
+            for p in batch:
+                p.result, p.error = None, exc
+        for p in batch:
+            if p.loop is not None:
+                p.loop.call_soon_threadsafe(_settle, p)
+            p.done.set()
+
+    def _write_one(self, conn, p: _Prepared, now: datetime) -> SubmitResult:
+        rcpts = [r["rcpt"].lower() for r in p.recipients]
+        invalid = conn.execute(sa.select(t.invalid_addresses.c.address).where(
+            t.invalid_addresses.c.account_id == p.account_id, t.invalid_addresses.c.address.in_(rcpts[:1000]))).scalars().first()
+        if invalid is None and len(rcpts) > 1000:
+            invalid = conn.execute(sa.select(t.invalid_addresses.c.address).where(
+                t.invalid_addresses.c.account_id == p.account_id, t.invalid_addresses.c.address.in_(rcpts))).scalars().first()
+        if invalid:
+            raise SubmitRefused("invalid-rcpt", invalid)
+        charge_quota(conn, p.account_id, p.timezone, p.quota, len(rcpts), now)
+        if p.sub.template is not None:
+            p.message["batch_job_id"] = conn.execute(sa.insert(t.batch_jobs).values(
+                account_id=p.account_id, receivers_list=p.sub.receivers_list or "", template=p.sub.template,
+                sender=p.sender.address, tag=p.sub.tag, address_type=p.sub.address_type, tracking=bool(p.sub.tracking),
+                status="queued", request_count=len(rcpts), created_at=now).returning(t.batch_jobs.c.id)).scalar()
+        message_id = queue.enqueue(conn, p.message, p.recipients, now)
+        if p.sub.template is not None:
+            conn.execute(sa.update(t.batch_jobs).where(t.batch_jobs.c.id == p.message["batch_job_id"]).values(env_id=str(message_id)))
+        return SubmitResult(env_id=str(message_id), recipients=len(rcpts))
+
+
+def _settle(p: _Prepared) -> None:
+    if p.future.done():
+        return
+    if p.error is not None:
+        p.future.set_exception(p.error)
+    else:
+        p.future.set_result(p.result)
+
+
+def charge_quota(conn, account_id: int, tz_name: str, quota: tuple[int, int], n: int, now: datetime) -> None:
+    """Count n recipients against the day's and the month's quota atomically (R2), or refuse."""
+    local = now.astimezone(_tz(tz_name))
+    periods = ((f"d:{local:%Y-%m-%d}", quota[0], "quota-daily"), (f"m:{local:%Y-%m}", quota[1], "quota-monthly"))
+    dialect = conn.dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    c = t.quota_counters.c
+    for period, cap, reason in periods:
+        conn.execute(insert(t.quota_counters).values(account_id=account_id, period=period, used=0).on_conflict_do_nothing())
+        updated = conn.execute(sa.update(t.quota_counters).where(c.account_id == account_id, c.period == period,
+                                                                 c.used + n <= cap).values(used=c.used + n)).rowcount
+        if updated != 1:
+            used = conn.execute(sa.select(c.used).where(c.account_id == account_id, c.period == period)).scalar()
+            if used < cap:
+                raise SubmitRefused("quota-insufficient", f"{n} recipients, {cap - used} left in {period[2:]}")
+            raise SubmitRefused(reason, f"{used} of {cap} used in {period[2:]}")
+
+
+_VAR = re.compile(r"\{(EAddr|UserName|NickName|Gender|Birthday|Mobile)\}")
+
+
+def render_text(text: str, variables: dict) -> str:
+    """Replace the template variables (R19); a variable the recipient lacks becomes empty."""
+    return _VAR.sub(lambda m: str(variables.get(m.group(1)) or ""), text)
+
+
+def render(signer: Signer, message: dict, recipient: dict, now: datetime) -> bytes:
+    """The bytes to deliver to one recipient: the stored content, or the batch template rendered
+    with the recipient's variables and signed. Deterministic per recipient, so a retry sends the
+    same Message-ID."""
+    if message["content"] is not None:
+        return message["content"]
+    tpl, variables = message["template"], recipient.get("variables") or {}
+    domain = message["sender"].rpartition("@")[2]
+    msg = EmailMessage(policy=policy.SMTP)
+    msg["From"] = formataddr((tpl.get("from_alias"), message["sender"])) if tpl.get("from_alias") else message["sender"]
+    msg["To"] = recipient["rcpt"]
+    msg["Subject"] = render_text(tpl["subject"], variables)
+    msg["Date"] = format_datetime(now)
+    msg["Message-ID"] = f"<{message['id']}.{recipient['id']}@{domain}>"
+    if tpl.get("reply_to"):
+        msg["Reply-To"] = tpl["reply_to"]
+    for name, value in (tpl.get("headers") or {}).items():
+        msg[name] = value
+    html = render_text(tpl.get("html") or "", variables)
+    if tpl.get("text"):
+        msg.set_content(render_text(tpl["text"], variables))
+        msg.add_alternative(html, subtype="html")
+    else:
+        msg.set_content(html, subtype="html")
+    return signer.sign(domain, msg.as_bytes())
