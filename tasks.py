@@ -126,6 +126,49 @@ def _find_pg(exe: str) -> str | None:
     return str(found[-1]) if found else None
 
 
+def _queue_task(action):
+    @task(name=action, help={"ids": "comma-separated recipient ids, or ALL (default)", "store": CONFIG_HELP["store"]})
+    def queue_task(c, ids="ALL", store=None):
+        from mailcore import operations
+        _run(operations.queue_move, action, store, ids)
+
+    queue_task.__doc__ = {"hold": "Hold queued recipients (incoming or deferred) until released.",
+                          "release": "Release held recipients; they are retried at once.",
+                          "flush": "Retry every deferred recipient now."}[action]
+    return queue_task
+
+
+@task(name="list", help={"state": "only this state", "limit": "rows to show (default 100)", "store": CONFIG_HELP["store"]})
+def queue_list(c, state=None, limit=100, store=None):
+    """List queued recipients with their state, attempts and last reply."""
+    from mailcore import operations
+    _run(operations.queue_list, store, state, int(limit))
+
+
+@task(name="batch", help={"list": "recipient list name", "template": "approved template name", "sender": "a batch sender address",
+                          "tag": "tag name", "address_type": "random or sender (R29)", "tracking": "open/click tracking",
+                          **CONFIG_HELP})
+def send_batch(c, list, template, sender, tag=None, address_type="sender", tracking=False, config="config", store=None):
+    """Queue a batch send job: recipient list x approved template (R29), with a progress bar."""
+    from mailcore import operations
+    _run(operations.send_batch, config, store, list, template, sender, tag, address_type, tracking)
+
+
+@task(name="jobs", help={"limit": "jobs to show (default 50)", **CONFIG_HELP})
+def send_jobs(c, limit=50, config="config", store=None):
+    """List batch send jobs with status, request count and creation time."""
+    from mailcore import operations
+    _run(operations.send_jobs, config, store, int(limit))
+
+
+queue_ns = Collection("queue")
+queue_ns.add_task(queue_list)
+for _action in ("hold", "release", "flush"):
+    queue_ns.add_task(_queue_task(_action))
+send_ns = Collection("send")
+send_ns.add_task(send_batch)
+send_ns.add_task(send_jobs)
+
 template = Collection("template")
 for _action in ("submit", "approve", "reject"):
     template.add_task(_review(_action))
@@ -134,4 +177,4 @@ secrets.add_task(secrets_init, name="init")
 keys = Collection("keys")
 keys.add_task(keys_generate, name="generate")
 
-ns = Collection(validate, plan, apply, state, migrate, test, bench, setup, template, secrets, keys)
+ns = Collection(validate, plan, apply, state, migrate, test, bench, setup, template, secrets, keys, queue_ns, send_ns)

@@ -101,6 +101,7 @@ class _Prepared:
     future: asyncio.Future | None = None
     loop: asyncio.AbstractEventLoop | None = None
     result: SubmitResult | None = None
+    progress: Callable[[int, int], None] | None = None  # (written, total) while recipients are written
     error: BaseException | None = None
     done: threading.Event = field(default_factory=threading.Event)
 
@@ -138,9 +139,10 @@ class Cleanup:
         self._inbox.put(prepared)
         return await prepared.future
 
-    def submit_sync(self, sub: Submission) -> SubmitResult:
+    def submit_sync(self, sub: Submission, progress=None) -> SubmitResult:
         """For synchronous callers (batch jobs, tests): same checks, same writer."""
         prepared = self.prepare(sub)
+        prepared.progress = progress
         self._inbox.put(prepared)
         prepared.done.wait()
         if prepared.error:
@@ -326,7 +328,7 @@ class Cleanup:
                 account_id=p.account_id, receivers_list=p.sub.receivers_list or "", template=p.sub.template,
                 sender=p.sender.address, tag=p.sub.tag, address_type=p.sub.address_type, tracking=bool(p.sub.tracking),
                 status="queued", request_count=len(rcpts), created_at=now).returning(t.batch_jobs.c.id)).scalar()
-        message_id = queue.enqueue(conn, p.message, p.recipients, now)
+        message_id = queue.enqueue(conn, p.message, p.recipients, now, p.progress)
         if p.sub.template is not None:
             conn.execute(sa.update(t.batch_jobs).where(t.batch_jobs.c.id == p.message["batch_job_id"]).values(env_id=str(message_id)))
         return SubmitResult(env_id=str(message_id), recipients=len(rcpts))

@@ -6,6 +6,7 @@ import json
 import os
 import secrets as _secrets
 import string
+import sys
 import time
 from pathlib import Path
 
@@ -24,7 +25,9 @@ from mailcore.store.crypto import MASTER_KEY_ENV, MasterKeyError, generate_maste
 
 EXIT_OK, EXIT_CHANGES, EXIT_ERROR = 0, 3, 2
 
-console = Console(highlight=False, soft_wrap=True)
+# piped output (CI logs, tests) gets a wide fixed width instead of rich's 80 columns
+_WIDTH = None if sys.stdout.isatty() else 200
+console = Console(highlight=False, soft_wrap=True, width=_WIDTH)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 

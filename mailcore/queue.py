@@ -59,15 +59,17 @@ class QueueRow:
     created_at: datetime
 
 
-def enqueue(conn, message: dict, recipients: list[dict], now: datetime) -> int:
+def enqueue(conn, message: dict, recipients: list[dict], now: datetime, progress=None) -> int:
     """cleanup's write: one message row and its recipients, all `incoming`. Returns the message id."""
     message_id = conn.execute(sa.insert(t.queue_messages).values(**message, created_at=now)
                               .returning(t.queue_messages.c.id)).scalar()
     rows = [{"message_id": message_id, "rcpt": r["rcpt"], "rcpt_domain": r["rcpt"].rpartition("@")[2].lower(),
              "variables": r.get("variables"), "state": "incoming", "attempts": 0, "next_attempt_at": now,
              "created_at": now} for r in recipients]
-    for start in range(0, len(rows), 5000):
-        conn.execute(sa.insert(t.queue_recipients), rows[start:start + 5000])
+    for start in range(0, len(rows), 2000):
+        conn.execute(sa.insert(t.queue_recipients), rows[start:start + 2000])
+        if progress:
+            progress(min(start + 2000, len(rows)), len(rows))
     return message_id
 
 

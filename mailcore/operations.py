@@ -1,0 +1,95 @@
+"""What the queue.* and send.* tasks do (operating the mail flow, as opposed to configuring it)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from mailcore import jobs, queue
+from mailcore.cleanup import Cleanup, utcnow
+from mailcore.commands import EXIT_OK, CommandError, _store, console
+from mailcore.spec import load_account
+from mailcore.store.crypto import MasterKeyError, SecretBox
+from mailcore.submit import SubmitRefused
+
+
+def _account(config: str) -> str:
+    name = load_account(Path(config)).spec.name
+    if not name:
+        raise CommandError(f"{config} declares no account; pass --config DIR")
+    return name
+
+
+def _ids(ids: str | None) -> list[int] | None:
+    if not ids or ids == "ALL":
+        return None
+    try:
+        return [int(x) for x in ids.split(",")]
+    except ValueError:
+        raise CommandError(f"--ids takes comma-separated recipient ids or ALL, not {ids!r}") from None
+
+
+def queue_list(store_url: str | None, state: str | None, limit: int) -> int:
+    if state and state not in queue.STATES:
+        raise CommandError(f"unknown state {state!r}; one of {', '.join(queue.STATES)}")
+    store = _store(store_url)
+    with store.engine.connect() as conn:
+        rows, counts = queue.listing(conn, state, limit)
+    table = Table(title="Queue: " + ", ".join(f"{s} {counts.get(s, 0)}" for s in queue.STATES), title_justify="left")
+    for col in ("id", "env_id", "sender", "rcpt", "state", "attempts", "next attempt", "last reply"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(str(r.id), r.env_id, r.sender, r.rcpt, r.state, str(r.attempts), f"{r.next_attempt_at:%Y-%m-%d %H:%M:%S}",
+                      r.last_text or "")
+    console.print(table)
+    return EXIT_OK
+
+
+def queue_move(action: str, store_url: str | None, ids: str | None) -> int:
+    store = _store(store_url)
+    fn = {"hold": queue.hold, "release": queue.release, "flush": queue.flush}[action]
+    with store.transaction(immediate=True) as conn:
+        n = fn(conn, _ids(ids), utcnow())
+    console.print(f"queue.{action}: {n} recipient(s)")
+    return EXIT_OK
+
+
+def send_batch(config: str, store_url: str | None, receivers_list: str, template: str, sender: str, tag: str | None,
+               address_type: str, tracking: bool) -> int:
+    if address_type not in ("random", "sender"):
+        raise CommandError("--address-type is random or sender (R29)")
+    account = _account(config)
+    store = _store(store_url)
+    try:
+        box = SecretBox.from_env()
+    except MasterKeyError as exc:
+        raise CommandError(str(exc)) from None
+    cleanup = Cleanup(store, box=box)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    try:
+        with Progress(*columns, console=console) as progress:
+            task = progress.add_task(f"queueing {receivers_list} x {template}", total=None)
+            result = jobs.run_batch(cleanup, account, receivers_list=receivers_list, template=template, sender=sender,
+                                    tag=tag, address_type=address_type, tracking=tracking,
+                                    progress=lambda done, total: progress.update(task, completed=done, total=total))
+    except SubmitRefused as exc:
+        r = exc.refusal
+        raise CommandError(f"refused: {r.smtp[4:]} ({exc.detail}) [{exc.reason}, {r.requirement}]") from None
+    finally:
+        cleanup.close()
+    console.print(f"batch queued: env_id {result.env_id}, {result.recipients} recipients")
+    return EXIT_OK
+
+
+def send_jobs(config: str, store_url: str | None, limit: int) -> int:
+    account = _account(config)
+    rows = jobs.list_jobs(_store(store_url), account, limit)
+    table = Table(title=f"Batch jobs of {account}", title_justify="left")
+    for col in ("id", "created", "status", "requests", "list", "template", "sender", "tag", "env_id"):
+        table.add_column(col)
+    for j in rows:
+        table.add_row(str(j.id), f"{j.created_at:%Y-%m-%d %H:%M:%S}", j.status, str(j.request_count), j.receivers_list,
+                      j.template, j.sender, j.tag or "", j.env_id or "")
+    console.print(table)
+    return EXIT_OK
