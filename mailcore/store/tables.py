@@ -281,3 +281,16 @@ invalid_addresses = sa.Table(
     sa.Column("added_at", TS, nullable=False, index=True),
     sa.UniqueConstraint("account_id", "address", name="uq_invalid_addresses_account_address"),
 )
+
+# --- events (issue 5): written in the same transaction as the recipient's final state -------
+
+events = sa.Table(
+    "events", metadata, _id(), _account(),
+    sa.Column("recipient_id", sa.Integer, sa.ForeignKey("queue_recipients.id", ondelete="SET NULL"), index=True),
+    sa.Column("event", sa.String(32), nullable=False),  # Deliver:SendSuccessfully | Deliver:SendFailed | Deliver:Open | ...
+    sa.Column("sender", sa.String(254), nullable=False),
+    sa.Column("region", sa.String(32), nullable=False),
+    sa.Column("body", sa.Text, nullable=False),  # the guide's key=value&... body (R25, R26)
+    sa.Column("created_at", TS, nullable=False, index=True),
+    sa.Column("routed_at", TS),  # set once the notifier has fanned it out to its endpoints
+)
