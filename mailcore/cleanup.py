@@ -296,7 +296,7 @@ class Cleanup:
     def _write(self, batch: list[_Prepared]) -> None:
         now = self.clock()
         try:
-            with self.store.transaction() as conn:
+            with self.store.transaction(immediate=True) as conn:
                 for p in batch:
                     savepoint = conn.begin_nested()
                     try:

@@ -89,7 +89,7 @@ def ensure_lock_row(store, name: str) -> None:
     if store.dialect != "postgresql":
         return
     from sqlalchemy.dialects.postgresql import insert
-    with store.transaction() as conn:
+    with store.transaction(immediate=True) as conn:
         conn.execute(insert(t.apply_locks).values(name=name).on_conflict_do_nothing())
 
 

@@ -103,7 +103,11 @@ class Store:
 
     @contextmanager
     def transaction(self, *, immediate: bool = False):
-        """One transaction: commit on success, roll back on any exception."""
+        """One transaction: commit on success, roll back on any exception.
+
+        A transaction that reads and then writes must pass immediate=True: on SQLite a deferred
+        transaction that upgrades from reading to writing while another writer is active fails at
+        once with "database is locked" (its snapshot is stale, so waiting cannot help)."""
         conn = self.engine.connect()
         if immediate:
             conn = conn.execution_options(immediate=True)

@@ -1,0 +1,198 @@
+"""Delivery: find the recipient domain's mail servers and hand messages to them over SMTP.
+
+MX lookup with dnspython in preference order, the implicit MX (A/AAAA) when there is none, null
+MX, NXDOMAIN and SERVFAIL as the guide's DNS failures (423/524/526); aiosmtplib with
+opportunistic STARTTLS; the next MX when a connection fails (427 when none answers); one
+connection reused for every message to the destination. The resolver's servers and port and
+the SMTP port are settings, so tests point everything at loopback.
+"""
+from __future__ import annotations
+
+import asyncio
+import random
+import ssl
+from dataclasses import dataclass, field
+
+import aiosmtplib
+import dns.asyncresolver
+import dns.exception
+import dns.rdatatype
+import dns.resolver
+
+from mailcore.bounce import Classification, classify, classify_connect_failure, classify_dns_failure, classify_dropped
+
+
+@dataclass
+class TransportSettings:
+    nameservers: list[str] | None = None  # None: the system's resolvers
+    dns_port: int = 53
+    smtp_port: int = 25
+    helo: str = "mailcore.localdomain"
+    connect_timeout: float = 30.0
+    command_timeout: float = 300.0
+    dns_timeout: float = 10.0
+    starttls: bool = True  # opportunistic: used when offered, certificates not verified (RFC 7435)
+
+
+@dataclass
+class Item:
+    recipient_id: int
+    rcpt: str
+    envelope_from: str
+    content: bytes
+
+
+@dataclass
+class Outcome:
+    recipient_id: int
+    result: Classification
+    relay: str = "none"
+
+
+class DnsFailure(Exception):
+    def __init__(self, kind: str):
+        super().__init__(kind)
+        self.kind = kind
+
+
+@dataclass
+class Destination:
+    domain: str
+    hosts: list[tuple[str, str]] = field(default_factory=list)  # (mx host name, address) in try order
+
+
+class Transport:
+    def __init__(self, settings: TransportSettings | None = None):
+        self.settings = settings or TransportSettings()
+        r = dns.asyncresolver.Resolver(configure=self.settings.nameservers is None)
+        if self.settings.nameservers is not None:
+            r.nameservers = list(self.settings.nameservers)
+            r.port = self.settings.dns_port
+        r.lifetime = self.settings.dns_timeout
+        r.timeout = self.settings.dns_timeout
+        self.resolver = r
+        self._tls = ssl.create_default_context()
+        self._tls.check_hostname = False
+        self._tls.verify_mode = ssl.CERT_NONE
+
+    async def _addresses(self, host: str) -> list[str]:
+        out = []
+        for rdtype in ("A", "AAAA"):
+            try:
+                answer = await self.resolver.resolve(host, rdtype)
+                out.extend(r.address for r in answer)
+            except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer, dns.resolver.NoNameservers, dns.exception.Timeout):
+                continue
+        return out
+
+    async def resolve(self, domain: str) -> Destination:
+        """MX hosts by preference (random among equals), each host's addresses; raises DnsFailure."""
+        try:
+            answer = await self.resolver.resolve(domain, "MX")
+            records = sorted(answer, key=lambda r: (r.preference, random.random()))
+            if len(records) == 1 and records[0].exchange.to_text() in (".", ""):
+                raise DnsFailure("null-mx")
+            names = [r.exchange.to_text().rstrip(".") for r in records]
+        except dns.resolver.NXDOMAIN:
+            raise DnsFailure("nxdomain") from None
+        except dns.resolver.NoAnswer:
+            names = [domain]  # RFC 5321 5.1: the implicit MX
+        except dns.resolver.NoNameservers:
+            raise DnsFailure("servfail") from None
+        except dns.exception.Timeout:
+            raise DnsFailure("timeout") from None
+        dest = Destination(domain)
+        for name in names:
+            for addr in await self._addresses(name):
+                dest.hosts.append((name, addr))
+        if not dest.hosts:
+            raise DnsFailure("no-mx" if names != [domain] else "nodata")
+        return dest
+
+    async def deliver(self, domain: str, items: list[Item]) -> list[Outcome]:
+        """Deliver every item to one destination domain; one outcome per item."""
+        try:
+            dest = await self.resolve(domain)
+        except DnsFailure as exc:
+            result = classify_dns_failure(exc.kind)
+            return [Outcome(i.recipient_id, result) for i in items]
+        pending = list(items)
+        outcomes: list[Outcome] = []
+        for host, addr in dest.hosts:
+            relay = f"{host}[{addr}]:{self.settings.smtp_port}"
+            try:
+                client = await self._connect(host, addr)
+            except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError):
+                continue  # the next MX (RFC 5321 5.1)
+            try:
+                outcomes += await self._session(client, relay, pending)
+                return outcomes
+            finally:
+                try:
+                    await client.quit()
+                except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError):
+                    client.close()
+        result = classify_connect_failure(domain)
+        return outcomes + [Outcome(i.recipient_id, result) for i in pending]
+
+    async def _connect(self, host: str, addr: str) -> aiosmtplib.SMTP:
+        s = self.settings
+        client = aiosmtplib.SMTP(hostname=addr, port=s.smtp_port, local_hostname=s.helo, timeout=s.command_timeout,
+                                 start_tls=False, use_tls=False)
+        await asyncio.wait_for(client.connect(), s.connect_timeout)
+        await client.ehlo()
+        if s.starttls and client.supports_extension("starttls"):
+            await client.starttls(tls_context=self._tls, server_hostname=host)
+            await client.ehlo()
+        return client
+
+    async def _session(self, client: aiosmtplib.SMTP, relay: str, items: list[Item]) -> list[Outcome]:
+        """Send each group of items sharing envelope and content as one transaction; reuse the connection."""
+        groups: dict[tuple, list[Item]] = {}
+        for item in items:
+            groups.setdefault((item.envelope_from, item.content), []).append(item)
+        out: list[Outcome] = []
+        remaining = list(items)
+        try:
+            for group in groups.values():
+                out += await self._transaction(client, relay, group)
+                for i in group:
+                    remaining.remove(i)
+        except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPConnectError, OSError, asyncio.TimeoutError,
+                aiosmtplib.SMTPTimeoutError):
+            dropped = classify_dropped()
+            out += [Outcome(i.recipient_id, dropped, relay) for i in remaining]
+        return out
+
+    async def _transaction(self, client: aiosmtplib.SMTP, relay: str, group: list[Item]) -> list[Outcome]:
+        first = group[0]
+        try:
+            await client.mail(first.envelope_from)
+        except aiosmtplib.SMTPResponseException as exc:
+            result = classify(exc.code, exc.message, phase="mail")
+            await _rset(client)
+            return [Outcome(i.recipient_id, result, relay) for i in group]
+        accepted, out = [], []
+        for item in group:
+            try:
+                await client.rcpt(item.rcpt)
+                accepted.append(item)
+            except aiosmtplib.SMTPResponseException as exc:
+                out.append(Outcome(item.recipient_id, classify(exc.code, exc.message, phase="rcpt"), relay))
+        if not accepted:
+            await _rset(client)
+            return out
+        try:
+            response = await client.data(first.content)
+            result = classify(response.code, response.message, phase="data")
+        except aiosmtplib.SMTPResponseException as exc:
+            result = classify(exc.code, exc.message, phase="data")
+            await _rset(client)
+        return out + [Outcome(i.recipient_id, result, relay) for i in accepted]
+
+
+async def _rset(client: aiosmtplib.SMTP) -> None:
+    try:
+        await client.rset()
+    except aiosmtplib.SMTPResponseException:
+        pass
