@@ -33,7 +33,7 @@ def key():
 def test_validate_example_ok(tmp_path):
     r = run(["validate", "--config", str(ROOT / "config")], tmp_path=tmp_path)
     assert r.returncode == 0, r.stderr
-    assert "valid (7 files" in r.stdout
+    assert "valid (8 files" in r.stdout
 
 
 def test_validate_errors_exit_2_without_traceback(tmp_path):

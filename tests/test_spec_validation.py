@@ -80,6 +80,7 @@ CASES = [
     case('secret-unresolved', [('account.yaml', 28, 20, 'secret-unresolved')]),  # the SMTP password names an environment variable that is not set
     case('secret-unresolved-api-key', [('api_keys.yaml', 5, 13, 'secret-unresolved')]),  # an API key secret file that does not exist
     case('secret-unresolved-tsig', [('account.yaml', 16, 15, 'secret-unresolved')]),  # the TSIG secret names an unset environment variable
+    case('listener-unique', [('account.yaml', 13, 48, 'listener-unique')]),  # two listeners share an address
     case('api-key-unique', [('api_keys.yaml', 6, 9, 'api-key-unique')], environ={'FIXTURE_ACCESS_KEY_SECRET': 'k3y-value'}),  # one AccessKeyId declared twice
     case('tag-unique', [('tags.yaml', 6, 11, 'tag-unique')]),  # tag order_confirmation declared twice
     case('list-unique', [('lists.yaml', 7, 11, 'list-unique')]),  # list name vip-customers twice

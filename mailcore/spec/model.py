@@ -131,6 +131,30 @@ class ApiKeySpec:
 
 
 @dataclass
+class ListenerSpec:
+    region: str
+    kind: str  # smtp | api
+    host: str
+    port: int
+    tls: str
+    allow_plain_auth_on_loopback: bool
+    path: tuple
+
+
+@dataclass
+class ServiceSpec:
+    """How `invoke serve` runs (not stored): listeners and the settings of each stage."""
+
+    hostname: str = "localhost"
+    listeners: list[ListenerSpec] = field(default_factory=list)
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    limits: dict = field(default_factory=dict)
+    delivery: dict = field(default_factory=dict)
+    queue: dict = field(default_factory=dict)
+
+
+@dataclass
 class AccountSpec:
     root: Path
     name: str | None = None
@@ -149,6 +173,7 @@ class AccountSpec:
     rules: list[RuleSpec] = field(default_factory=list)
     notifications: list[NotificationSpec] = field(default_factory=list)
     api_keys: list[ApiKeySpec] = field(default_factory=list)
+    service: ServiceSpec = field(default_factory=ServiceSpec)
 
 
 def _items(data: dict, key: str):
@@ -263,4 +288,27 @@ def build_spec(doc: SourceDoc) -> AccountSpec:
             base = Path(doc.locate(path).file).parent
             spec.api_keys.append(ApiKeySpec(k["id"], parse_ref(k.get("secret"), base), _str(k, "description", ""),
                                             k.get("enabled", True) is not False, path))
+    svc = data.get("service")
+    if isinstance(svc, dict):
+        spec.service = _service(svc, doc)
     return spec
+
+
+def _service(svc: dict, doc: SourceDoc) -> ServiceSpec:
+    out = ServiceSpec(hostname=_str(svc, "hostname", "localhost"))
+    for path, item in _items(svc, "listeners"):
+        path = ("service",) + path
+        listen = _str(item, "listen", "")
+        host, _, port = listen.rpartition(":")
+        if item.get("kind") in ("smtp", "api") and _str(item, "region") and port.isdigit():
+            out.listeners.append(ListenerSpec(item["region"], item["kind"], host.strip("[]"), int(port),
+                                              _str(item, "tls", "starttls"), item.get("allow_plain_auth_on_loopback") is True,
+                                              path))
+    tls = svc.get("tls")
+    if isinstance(tls, dict) and _str(tls, "cert_file") and _str(tls, "key_file"):
+        base = Path(doc.locate(("service",)).file).parent
+        out.cert_file, out.key_file = base / tls["cert_file"], base / tls["key_file"]
+    for key in ("limits", "delivery", "queue"):
+        if isinstance(svc.get(key), dict):
+            setattr(out, key, dict(svc[key]))
+    return out

@@ -431,6 +431,21 @@ def _other_secrets(spec, ctx):
                 ctx.secrets[("endpoint", r.region, r.name, i)] = value
 
 
+# --- service ----------------------------------------------------------------------------
+
+@validator("service-listeners")
+def _listeners(spec, ctx):
+    declared = {r.id for r in spec.regions}
+    seen = {}
+    for li in spec.service.listeners:
+        if li.region not in declared:
+            yield Issue(li.path + ("region",), f"listener for undeclared region '{li.region}'", "region-ref")
+        key = (li.host, li.port)
+        if key in seen:
+            yield Issue(li.path + ("listen",), f"{li.host}:{li.port} is already used by another listener", "listener-unique")
+        seen[key] = li
+
+
 # --- API keys ---------------------------------------------------------------------------
 
 @validator("api-key")
