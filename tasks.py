@@ -161,6 +161,28 @@ def send_jobs(c, limit=50, config="config", store=None):
     _run(operations.send_jobs, config, store, int(limit))
 
 
+_INVALID_HELP = {"start": "first day, YYYY-MM-DD (default: 30 days ago)", "end": "last day, YYYY-MM-DD (default: today)",
+                 "keyword": "only addresses containing this", **CONFIG_HELP}
+
+
+@task(name="list", help=_INVALID_HELP)
+def invalid_list(c, start=None, end=None, keyword=None, config="config", store=None):
+    """List the invalid-address base (R37): date range of at most 30 days, keyword filter."""
+    from mailcore import operations
+    _run(operations.invalid_list, config, store, start, end, keyword)
+
+
+@task(name="export", help={**_INVALID_HELP, "output": "CSV file to write (default: invalid-addresses.csv)"})
+def invalid_export(c, start=None, end=None, keyword=None, output="invalid-addresses.csv", config="config", store=None):
+    """Export the invalid-address base as CSV, with the same filters as invalid.list."""
+    from mailcore import operations
+    _run(operations.invalid_list, config, store, start, end, keyword, output)
+
+
+invalid_ns = Collection("invalid")
+invalid_ns.add_task(invalid_list)
+invalid_ns.add_task(invalid_export)
+
 queue_ns = Collection("queue")
 queue_ns.add_task(queue_list)
 for _action in ("hold", "release", "flush"):
@@ -177,4 +199,4 @@ secrets.add_task(secrets_init, name="init")
 keys = Collection("keys")
 keys.add_task(keys_generate, name="generate")
 
-ns = Collection(validate, plan, apply, state, migrate, test, bench, setup, template, secrets, keys, queue_ns, send_ns)
+ns = Collection(validate, plan, apply, state, migrate, test, bench, setup, template, secrets, keys, queue_ns, send_ns, invalid_ns)
