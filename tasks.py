@@ -191,6 +191,17 @@ send_ns = Collection("send")
 send_ns.add_task(send_batch)
 send_ns.add_task(send_jobs)
 
+@task(help={"port": "SMTP port (0 = any)", "http_port": "JSON endpoint port (0 = any)", "scenario": "YAML scenario file",
+            "no_tls": "do not offer STARTTLS", "list_rows": "list the bounce-<row-id> scenarios and exit"})
+def harness(c, port=2525, http_port=0, scenario=None, no_tls=False, list_rows=False):
+    """Run the fake MX that replays the guide's bounce codes (address scheme: README, Fake MX)."""
+    args = [sys.executable, "-m", "mailcore.harness", "--port", str(port), "--http-port", str(http_port)]
+    args += ["--scenario", scenario] if scenario else []
+    args += ["--no-tls"] if no_tls else []
+    args += ["--list"] if list_rows else []
+    raise Exit(code=subprocess.call(args))
+
+
 template = Collection("template")
 for _action in ("submit", "approve", "reject"):
     template.add_task(_review(_action))
@@ -199,4 +210,4 @@ secrets.add_task(secrets_init, name="init")
 keys = Collection("keys")
 keys.add_task(keys_generate, name="generate")
 
-ns = Collection(validate, plan, apply, state, migrate, test, bench, setup, template, secrets, keys, queue_ns, send_ns, invalid_ns)
+ns = Collection(validate, plan, apply, state, migrate, test, bench, setup, harness, template, secrets, keys, queue_ns, send_ns, invalid_ns)
