@@ -49,6 +49,12 @@ def apply(c, config="config", store=None):
     _run(commands.apply, config, store)
 
 
+@task(help={**CONFIG_HELP, "stages": "comma-separated subset of smtpd,api,qmgr,notify (default: all)"})
+def serve(c, config="config", store=None, stages=None):
+    """Run the mail core: SMTP and API listeners per region, delivery, notifications."""
+    _run(commands.serve, config, store, stages)
+
+
 @task(help={"store": CONFIG_HELP["store"], "account": "show only this account"})
 def state(c, store=None, account=None):
     """Show what the store holds: domains, senders, lists, templates and their review state."""
@@ -210,4 +216,4 @@ secrets.add_task(secrets_init, name="init")
 keys = Collection("keys")
 keys.add_task(keys_generate, name="generate")
 
-ns = Collection(validate, plan, apply, state, migrate, test, bench, setup, harness, template, secrets, keys, queue_ns, send_ns, invalid_ns)
+ns = Collection(validate, plan, apply, serve, state, migrate, test, bench, setup, harness, template, secrets, keys, queue_ns, send_ns, invalid_ns)

@@ -20,6 +20,10 @@ def main(argv: list[str] | None = None) -> int:
             p.add_argument("--store", default=None)
         if name == "plan":
             p.add_argument("--json", action="store_true")
+    p = sub.add_parser("serve", help="run the mail core (all stages, or --stages smtpd,api,qmgr,notify)")
+    p.add_argument("--config", default="config")
+    p.add_argument("--store", default=None)
+    p.add_argument("--stages", default=None)
     p = sub.add_parser("state", help="show what the store holds")
     p.add_argument("--store", default=None)
     p.add_argument("--account", default=None)
@@ -32,6 +36,8 @@ def main(argv: list[str] | None = None) -> int:
             return commands.plan(args.config, args.store, args.json)
         if args.command == "apply":
             return commands.apply(args.config, args.store)
+        if args.command == "serve":
+            return commands.serve(args.config, args.store, args.stages)
         return commands.show_state(args.store, args.account)
     except commands.CommandError as exc:
         print(f"error: {exc}", file=sys.stderr)

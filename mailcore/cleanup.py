@@ -19,6 +19,7 @@ import os
 import queue as _queue
 import re
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from email import policy
@@ -28,10 +29,9 @@ from email.utils import format_datetime, formataddr, make_msgid
 from typing import Callable
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import dkim
 import sqlalchemy as sa
 
-from mailcore import queue
+from mailcore import dkimsign, queue
 from mailcore.catalog import SENDABLE_DOMAIN_STATUSES, Catalog, SenderView
 from mailcore.store import Store
 from mailcore.store import tables as t
@@ -54,6 +54,7 @@ class CleanupSettings:
     activation_delay_seconds: int = 600  # R15: a new sender may send 10 minutes after creation
     max_recipients_api: int = 100
     content_check: Callable[[bytes], str | None] = default_content_check
+    lookup_cache_seconds: float = 1.0  # how long a sender's store lookups are reused (0: every time)
 
 
 def utcnow() -> datetime:
@@ -85,8 +86,7 @@ class Signer:
         if key is None:
             return message
         selector, private = key
-        sig = dkim.sign(message, selector, domain.encode(), private, include_headers=self.HEADERS)
-        return sig + message
+        return dkimsign.sign(message, selector, domain.encode(), private, self.HEADERS) + message
 
 
 @dataclass
@@ -122,6 +122,7 @@ class Cleanup:
         self.settings = settings or CleanupSettings()
         self.catalog = Catalog(store, box)
         self.signer = Signer(store, box)
+        self._contexts: dict[str, tuple[float, object]] = {}
         self._inbox: _queue.Queue[_Prepared | None] = _queue.Queue()
         self._writer = threading.Thread(target=self._write_loop, name="cleanup-writer", daemon=True)
         self._writer.start()
@@ -151,11 +152,32 @@ class Cleanup:
 
     # --- deciding and building (any thread) ------------------------------------------------
 
+    def _sender_context(self, address: str):
+        """(sender, account row, tag names, tracking on) for a sender, remembered for
+        `lookup_cache_seconds` so a busy sender costs no queries per message."""
+        key = address.lower()
+        hit = self._contexts.get(key)
+        mono = time.monotonic()
+        if hit and mono - hit[0] < self.settings.lookup_cache_seconds:
+            return hit[1]
+        sender = self.catalog.sender(address)
+        ctx = None
+        if sender is not None:
+            with self.store.engine.connect() as conn:
+                acct = conn.execute(sa.select(t.accounts.c.id, t.accounts.c.timezone, t.accounts.c.quota_daily,
+                                              t.accounts.c.quota_monthly).where(t.accounts.c.name == sender.account)).one()
+                tags = frozenset(conn.execute(sa.select(t.tags.c.name).where(t.tags.c.account_id == acct[0])).scalars())
+                tracking_on = conn.execute(sa.select(t.domains.c.tracking).where(t.domains.c.name == sender.domain)).scalar()
+            ctx = (sender, tuple(acct), tags, bool(tracking_on))
+        self._contexts[key] = (mono, ctx)
+        return ctx
+
     def prepare(self, sub: Submission) -> _Prepared:
         now = self.clock()
-        sender = self.catalog.sender(sub.sender)
-        if sender is None or sender.account != sub.account:
+        ctx = self._sender_context(sub.sender)
+        if ctx is None or ctx[0].account != sub.account:
             raise SubmitRefused("sender-unknown", sub.sender)
+        sender, acct, tags, tracking_on = ctx
         if sender.account_status != "active":
             raise SubmitRefused("account-unavailable", sender.account)
         if sub.region and sub.region != sender.region:
@@ -170,13 +192,8 @@ class Cleanup:
             self._expand_batch(sub, sender)
         if not sub.recipients:
             raise SubmitRefused("list-unknown" if sub.receivers_list else "too-many-rcpts", "no recipients")
-        with self.store.engine.connect() as conn:
-            acct = conn.execute(sa.select(t.accounts.c.id, t.accounts.c.timezone, t.accounts.c.quota_daily,
-                                          t.accounts.c.quota_monthly).where(t.accounts.c.name == sender.account)).one()
-            if sub.tag and conn.execute(sa.select(t.tags.c.id).where(t.tags.c.account_id == acct[0],
-                                                                     t.tags.c.name == sub.tag)).first() is None:
-                raise SubmitRefused("tag-unknown", sub.tag)
-            tracking_on = conn.execute(sa.select(t.domains.c.tracking).where(t.domains.c.name == sender.domain)).scalar()
+        if sub.tag and sub.tag not in tags:
+            raise SubmitRefused("tag-unknown", sub.tag)
         if sub.tracking and not (sender.tracking_ready and tracking_on):
             raise SubmitRefused("tracking-unavailable", f"{sender.domain} has no verified tracking CNAME")
         envelope_from = sender.address
@@ -294,17 +311,15 @@ class Cleanup:
             self._write(batch)
 
     def _write(self, batch: list[_Prepared]) -> None:
+        """One transaction for the whole group. Refusals are decided before anything of that
+        submission is written (invalid addresses, then quota), so no savepoints are needed; the
+        quota of a group is charged in one statement per account and period when it fits."""
         now = self.clock()
         try:
             with self.store.transaction(immediate=True) as conn:
-                for p in batch:
-                    savepoint = conn.begin_nested()
-                    try:
-                        p.result = self._write_one(conn, p, now)
-                        savepoint.commit()
-                    except SubmitRefused as exc:
-                        savepoint.rollback()
-                        p.error = exc
+                live = self._screen_invalid(conn, batch)
+                live = self._charge(conn, live, now)
+                self._insert(conn, live, now)
         except Exception as exc:  # the commit failed: nothing in this batch was acknowledged
             for p in batch:
                 p.result, p.error = None, exc
@@ -313,25 +328,73 @@ class Cleanup:
                 p.loop.call_soon_threadsafe(_settle, p)
             p.done.set()
 
-    def _write_one(self, conn, p: _Prepared, now: datetime) -> SubmitResult:
-        rcpts = [r["rcpt"].lower() for r in p.recipients]
-        invalid = conn.execute(sa.select(t.invalid_addresses.c.address).where(
-            t.invalid_addresses.c.account_id == p.account_id, t.invalid_addresses.c.address.in_(rcpts[:1000]))).scalars().first()
-        if invalid is None and len(rcpts) > 1000:
-            invalid = conn.execute(sa.select(t.invalid_addresses.c.address).where(
-                t.invalid_addresses.c.account_id == p.account_id, t.invalid_addresses.c.address.in_(rcpts))).scalars().first()
-        if invalid:
-            raise SubmitRefused("invalid-rcpt", invalid)
-        charge_quota(conn, p.account_id, p.timezone, p.quota, len(rcpts), now)
+    def _screen_invalid(self, conn, batch: list[_Prepared]) -> list[_Prepared]:
+        by_account: dict[int, set[str]] = {}
+        for p in batch:
+            by_account.setdefault(p.account_id, set()).update(r["rcpt"].lower() for r in p.recipients)
+        bad: set[tuple[int, str]] = set()
+        c = t.invalid_addresses.c
+        for account_id, rcpts in by_account.items():
+            rcpts = sorted(rcpts)
+            for i in range(0, len(rcpts), 900):
+                q = sa.select(c.address).where(c.account_id == account_id, c.address.in_(rcpts[i:i + 900]))
+                bad.update((account_id, a) for a in conn.execute(q).scalars())
+        if not bad:
+            return batch
+        live = []
+        for p in batch:
+            hit = next((r["rcpt"] for r in p.recipients if (p.account_id, r["rcpt"].lower()) in bad), None)
+            if hit:
+                p.error = SubmitRefused("invalid-rcpt", hit)
+            else:
+                live.append(p)
+        return live
+
+    def _charge(self, conn, batch: list[_Prepared], now: datetime) -> list[_Prepared]:
+        groups: dict[int, list[_Prepared]] = {}
+        for p in batch:
+            groups.setdefault(p.account_id, []).append(p)
+        live = []
+        for account_id, subs in groups.items():
+            p0 = subs[0]
+            total = sum(len(p.recipients) for p in subs)
+            try:
+                charge_quota(conn, account_id, p0.timezone, p0.quota, total, now)
+                live += subs
+                continue
+            except SubmitRefused:
+                pass  # the group does not fit as a whole: charge one submission at a time, in order
+            for p in subs:
+                try:
+                    charge_quota(conn, account_id, p.timezone, p.quota, len(p.recipients), now)
+                    live.append(p)
+                except SubmitRefused as exc:
+                    p.error = exc
+        return live
+
+    def _insert(self, conn, batch: list[_Prepared], now: datetime) -> None:
+        plain = [p for p in batch if p.sub.template is None and p.progress is None]
+        if plain:
+            ids = queue.enqueue_many(conn, [(p.message, p.recipients) for p in plain], now)
+            for p, message_id in zip(plain, ids):
+                p.result = SubmitResult(env_id=str(message_id), recipients=len(p.recipients))
+        for p in batch:
+            if p.result is None:
+                p.result = self._insert_one(conn, p, now)
+
+    def _insert_one(self, conn, p: _Prepared, now: datetime) -> SubmitResult:
+        """A batch job (its own row and a progress callback) or anything else written alone."""
+        n = len(p.recipients)
         if p.sub.template is not None:
             p.message["batch_job_id"] = conn.execute(sa.insert(t.batch_jobs).values(
                 account_id=p.account_id, receivers_list=p.sub.receivers_list or "", template=p.sub.template,
                 sender=p.sender.address, tag=p.sub.tag, address_type=p.sub.address_type, tracking=bool(p.sub.tracking),
-                status="queued", request_count=len(rcpts), created_at=now).returning(t.batch_jobs.c.id)).scalar()
+                status="queued", request_count=n, created_at=now).returning(t.batch_jobs.c.id)).scalar()
         message_id = queue.enqueue(conn, p.message, p.recipients, now, p.progress)
         if p.sub.template is not None:
-            conn.execute(sa.update(t.batch_jobs).where(t.batch_jobs.c.id == p.message["batch_job_id"]).values(env_id=str(message_id)))
-        return SubmitResult(env_id=str(message_id), recipients=len(rcpts))
+            conn.execute(sa.update(t.batch_jobs).where(t.batch_jobs.c.id == p.message["batch_job_id"]).values(
+                env_id=str(message_id)))
+        return SubmitResult(env_id=str(message_id), recipients=n)
 
 
 def _settle(p: _Prepared) -> None:

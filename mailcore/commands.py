@@ -21,7 +21,7 @@ from mailcore.spec import load_account
 from mailcore.spec.validators import password_problems
 from mailcore.store import StoreError, open_store
 from mailcore.store import tables as t
-from mailcore.store.crypto import MASTER_KEY_ENV, MasterKeyError, generate_master_key
+from mailcore.store.crypto import MASTER_KEY_ENV, MasterKeyError, SecretBox, generate_master_key
 
 EXIT_OK, EXIT_CHANGES, EXIT_ERROR = 0, 3, 2
 
@@ -230,3 +230,34 @@ def load_env_file(path: str = ".env") -> None:
             k, _, v = line.partition("=")
             if not os.environ.get(k.strip()):
                 os.environ[k.strip()] = v.strip().strip('"').strip("'")
+
+
+def serve(config: str, store_url: str | None = None, stages: str | None = None) -> int:
+    """Run the mail core until SIGINT/SIGTERM."""
+    import asyncio
+    import logging
+
+    from mailcore.service import STAGES, Service
+    from mailcore.store.db import state_dir
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    store = _store(store_url)
+    loaded = _load(config, store)
+    if not loaded.spec.service.listeners and (not stages or {"smtpd", "api"} & set(stages.split(","))):
+        raise CommandError(f"{config} declares no listeners; add a `service:` section (see config/service.yaml)")
+    try:
+        box = SecretBox.from_env()
+    except MasterKeyError as exc:
+        raise CommandError(str(exc)) from None
+    try:
+        service = Service(loaded.spec, store, box, stages=tuple(stages.split(",")) if stages else STAGES,
+                          state_dir=state_dir())
+        asyncio.run(service.run_until_signalled(ready=lambda line: print(line, flush=True)))
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
+    except Exception as exc:
+        from mailcore.smtpd.server import SmtpConfigError
+        if isinstance(exc, (SmtpConfigError, OSError)):
+            raise CommandError(f"cannot start: {exc}") from None
+        raise
+    return EXIT_OK

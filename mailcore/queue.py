@@ -73,6 +73,18 @@ def enqueue(conn, message: dict, recipients: list[dict], now: datetime, progress
     return message_id
 
 
+def enqueue_many(conn, items: list[tuple[dict, list[dict]]], now: datetime) -> list[int]:
+    """Several messages at once (cleanup's group commit): one multi-row insert per table."""
+    m = t.queue_messages
+    ids = conn.execute(sa.insert(m).returning(m.c.id, sort_by_parameter_order=True),
+                       [{**message, "created_at": now} for message, _ in items]).scalars().all()
+    rows = [{"message_id": mid, "rcpt": r["rcpt"], "rcpt_domain": r["rcpt"].rpartition("@")[2].lower(),
+             "variables": r.get("variables"), "state": "incoming", "attempts": 0, "next_attempt_at": now, "created_at": now}
+            for mid, (_, recipients) in zip(ids, items) for r in recipients]
+    conn.execute(sa.insert(t.queue_recipients), rows)
+    return list(ids)
+
+
 def _move(conn, ids: list[int] | None, old: tuple[str, ...], new: str, **values) -> int:
     """Move recipients (all of them when ids is None) that are in one of `old` into `new`."""
     for state in old:

@@ -441,7 +441,7 @@ def _listeners(spec, ctx):
         if li.region not in declared:
             yield Issue(li.path + ("region",), f"listener for undeclared region '{li.region}'", "region-ref")
         key = (li.host, li.port)
-        if key in seen:
+        if key in seen and li.port != 0:  # port 0: any free port
             yield Issue(li.path + ("listen",), f"{li.host}:{li.port} is already used by another listener", "listener-unique")
         seen[key] = li
 

@@ -1,0 +1,151 @@
+"""`invoke serve`: the mail core as one asyncio process.
+
+Stages: smtpd and api (ingress, through cleanup into the queue), qmgr (delivery), notify (event
+notifications). Because the queue is the store, each stage can also run as its own process over
+one store (`--stages qmgr` on one machine, `--stages smtpd,api` on another); nothing else is shared.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mailcore.catalog import Catalog
+from mailcore.cleanup import Cleanup, CleanupSettings
+from mailcore.delivery import Transport, TransportSettings
+from mailcore.qmgr import Qmgr, QmgrSettings
+from mailcore.spec.model import AccountSpec
+from mailcore.store import Store
+from mailcore.store.crypto import SecretBox
+
+log = logging.getLogger("mailcore.service")
+STAGES = ("smtpd", "api", "qmgr", "notify")
+
+
+@dataclass
+class Listening:
+    kind: str
+    region: str
+    host: str
+    port: int
+    tls: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.region} {self.host}:{self.port}" + (f" tls={self.tls}" if self.tls else "")
+
+
+@dataclass
+class Service:
+    spec: AccountSpec
+    store: Store
+    box: SecretBox | None
+    stages: tuple[str, ...] = STAGES
+    state_dir: Path | None = None
+    listening: list[Listening] = field(default_factory=list)
+
+    def __post_init__(self):
+        unknown = set(self.stages) - set(STAGES)
+        if unknown:
+            raise ValueError(f"unknown stage(s) {', '.join(sorted(unknown))}; stages are {', '.join(STAGES)}")
+        self._stop = asyncio.Event()
+        self._tasks: list[asyncio.Task] = []
+        self._smtp: list = []
+        self._api: list = []
+        self.cleanup: Cleanup | None = None
+
+    async def start(self) -> None:
+        svc = self.spec.service
+        limits = svc.limits
+        catalog = Catalog(self.store, self.box)
+        if {"smtpd", "api"} & set(self.stages):
+            self.cleanup = Cleanup(self.store, box=self.box, settings=CleanupSettings(
+                activation_delay_seconds=limits.get("activation_delay_seconds", 600)))
+        for li in svc.listeners:
+            if li.kind == "smtp" and "smtpd" in self.stages:
+                await self._start_smtp(li, catalog)
+            elif li.kind == "api" and "api" in self.stages:
+                await self._start_api(li, catalog)
+        if "qmgr" in self.stages:
+            d = svc.delivery
+            transport = Transport(TransportSettings(
+                nameservers=d.get("nameservers"), dns_port=d.get("dns_port", 53), smtp_port=d.get("smtp_port", 25),
+                helo=d.get("helo") or svc.hostname, starttls=d.get("starttls", True)))
+            signer = self.cleanup.signer if self.cleanup else _signer(self.store, self.box)
+            qmgr = Qmgr(self.store, transport, signer, settings=QmgrSettings(**svc.queue))
+            self._tasks.append(asyncio.create_task(qmgr.run(self._stop), name="qmgr"))
+        if "notify" in self.stages:
+            notifier = _notifier(self.store)
+            if notifier is not None:
+                self._tasks.append(asyncio.create_task(notifier.run(self._stop), name="notify"))
+
+    async def _start_smtp(self, li, catalog) -> None:
+        from mailcore.smtpd.server import SmtpServer, SmtpSettings
+        svc, limits = self.spec.service, self.spec.service.limits
+        settings = SmtpSettings(region=li.region, host=li.host, port=li.port, tls_mode=li.tls, hostname=svc.hostname,
+                                cert_file=svc.cert_file, key_file=svc.key_file,
+                                self_signed_dir=(self.state_dir / "tls") if self.state_dir else None,
+                                max_rcpts=limits.get("max_rcpts", 30),
+                                max_message_bytes=limits.get("max_message_bytes", 15 * 1024 * 1024),
+                                activation_delay_seconds=limits.get("activation_delay_seconds", 600),
+                                allow_plain_auth_on_loopback=li.allow_plain_auth_on_loopback)
+        server = SmtpServer(settings, catalog=catalog, submitter=self.cleanup,
+                            invalid_address=lambda account, rcpt: catalog.is_invalid(account, rcpt))
+        await server.start()
+        self._smtp.append(server)
+        self.listening.append(Listening("smtp", li.region, li.host, server.port, li.tls))
+
+    async def _start_api(self, li, catalog) -> None:
+        from mailcore.api.app import _uvicorn, create_app
+        sock = socket.socket(socket.AF_INET6 if ":" in li.host else socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((li.host, li.port))
+        server = _uvicorn(create_app(self.store, self.cleanup, region=li.region, catalog=catalog))
+        task = asyncio.create_task(server.serve(sockets=[sock]), name=f"api-{li.region}")
+        while not server.started:
+            if task.done():
+                task.result()
+            await asyncio.sleep(0.01)
+        self._api.append((server, task, sock))
+        self.listening.append(Listening("api", li.region, li.host, sock.getsockname()[1]))
+
+    async def stop(self) -> None:
+        self._stop.set()
+        for server in self._smtp:
+            await server.stop()
+        for server, task, sock in self._api:
+            server.should_exit = True
+            await task
+            sock.close()
+        for task in self._tasks:
+            await task
+        if self.cleanup:
+            await asyncio.to_thread(self.cleanup.close)
+
+    async def run_until_signalled(self, ready=print) -> None:
+        await self.start()
+        for li in self.listening:
+            ready(f"mailcore: listening {li}")
+        ready(f"mailcore: ready (stages {','.join(self.stages)})")
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        ready("mailcore: stopping")
+        await self.stop()
+
+
+def _signer(store, box):
+    from mailcore.cleanup import Signer
+    return Signer(store, box)
+
+
+def _notifier(store):
+    try:
+        from mailcore.notify.worker import Notifier
+    except ImportError:  # the notifier stage is optional until it is installed
+        return None
+    return Notifier(store)
