@@ -68,9 +68,11 @@ class ApplyResult:
 
 
 def apply_config(store: Store, loaded: Loaded, box: SecretBox | None, *, now: datetime | None = None,
-                 who: str | None = None) -> ApplyResult:
+                 who: str | None = None, also=None) -> ApplyResult:
     """All or nothing: plan and apply inside one locked transaction. A plan without changes
-    writes nothing; a refused plan raises ApplyRefused and leaves the store as it was."""
+    writes nothing; a refused plan raises ApplyRefused and leaves the store as it was.
+    `also(conn, now) -> int` writes what travels with this apply (new domain keys) in the same
+    transaction and says how many rows it wrote."""
     now = now or utcnow()
     name = f"apply:{loaded.spec.name}"
     ensure_lock_row(store, name)
@@ -79,10 +81,12 @@ def apply_config(store: Store, loaded: Loaded, box: SecretBox | None, *, now: da
         plan, account_id = make_plan(conn, loaded, box, now)
         if plan.refusals:
             raise ApplyRefused(plan.refusals[0])
-        if not plan.has_changes:
+        if plan.has_changes:
+            account_id = Writer(conn, plan, box, now).run(account_id)
+        extra = also(conn, now) if also else 0
+        if not plan.has_changes and not extra:
             conn.rollback()
             return ApplyResult(plan, applied=False)
-        account_id = Writer(conn, plan, box, now).run(account_id)
         conn.execute(sa.insert(t.applies).values(account_id=account_id, actor=who or actor(), at=now,
                                                  summary=plan.summary()))
     return ApplyResult(plan, applied=True)

@@ -75,6 +75,10 @@ class SecretBox:
             raise MasterKeyError(f"cannot decrypt a stored secret: {MASTER_KEY_ENV} differs from the key it was "
                                  "encrypted with") from None
 
+    def derived_secret(self, purpose: str) -> str:
+        """A stable secret for another tool (e.g. the Pulumi state passphrase), derived from the master key."""
+        return hmac.new(self._fp, f"derived\x00{purpose}".encode(), hashlib.sha256).hexdigest()
+
     def fingerprint(self, purpose: str, value: str) -> str:
         return hmac.new(self._fp, f"{purpose}\x00{value}".encode(), hashlib.sha256).hexdigest()
 
