@@ -37,16 +37,25 @@ def validate(c, config="config"):
     _run(commands.validate, config)
 
 
-@task(help={**CONFIG_HELP, "json": "print the plan as JSON"})
-def plan(c, config="config", store=None, json=False):
-    """Show what apply would change (exit 0: no changes, 3: changes, 2: error)."""
-    _run(commands.plan, config, store, json)
+DNS_HELP = {"dns": "also the domains' DNS records through Pulumi (default; --no-dns: the store only)"}
+
+
+@task(help={**CONFIG_HELP, "json": "print the plan as JSON", **DNS_HELP})
+def plan(c, config="config", store=None, json=False, dns=True):
+    """Show what apply would change, store and DNS (exit 0: no changes, 3: changes, 2: error)."""
+    _run(commands.plan, config, store, json, dns)
+
+
+@task(help={**CONFIG_HELP, **DNS_HELP})
+def apply(c, config="config", store=None, dns=True):
+    """Apply DNS through Pulumi, then the store in one locked transaction (all or nothing)."""
+    _run(commands.apply, config, store, dns)
 
 
 @task(help=CONFIG_HELP)
-def apply(c, config="config", store=None):
-    """Apply the config to the store in one locked transaction (all or nothing)."""
-    _run(commands.apply, config, store)
+def verify(c, config="config", store=None):
+    """Check every domain's records against live DNS; store verified/usable/failed and report drift."""
+    _run(commands.verify, config, store)
 
 
 @task(help={**CONFIG_HELP, "stages": "comma-separated subset of smtpd,api,qmgr,notify (default: all)"})
@@ -208,6 +217,51 @@ def harness(c, port=2525, http_port=0, scenario=None, no_tls=False, list_rows=Fa
     raise Exit(code=subprocess.call(args))
 
 
+@task(name="serve", iterable=["zone"], help={"zones": "zone directory (default: $MAILCORE_STATE_DIR/zones)",
+      "port": "UDP+TCP port on 127.0.0.1", "zone": "create this zone if missing (repeatable)", "key_name": "TSIG key name"})
+def dns_serve(c, zones=None, port=15353, zone=None, key_name="mailcore-key."):
+    """Run the built-in authoritative DNS server in the foreground (TSIG secret: MAILCORE_TSIG_SECRET)."""
+    secret = os.environ.get("MAILCORE_TSIG_SECRET")
+    if not secret:
+        raise Exit("error: MAILCORE_TSIG_SECRET is not set; run `invoke secrets.init` or export it", 2)
+    zones = zones or os.path.join(os.environ.get("MAILCORE_STATE_DIR", "state"), "zones")
+    os.makedirs(zones, exist_ok=True)
+    args = [sys.executable, "-m", "provision.dnsserver", "--zones", zones, "--port", str(port),
+            "--key", f"{key_name}:hmac-sha256:{secret}"]
+    for z in zone or ["example.com", "example.net"]:
+        args += ["--create-zone", z]
+    raise Exit(code=subprocess.call(args))
+
+
+@task(name="pulumi")
+def setup_pulumi(c):
+    """Obtain the Pulumi CLI (PATH, installer, or a build from the Go module proxy; cached)."""
+    from provision.pulumi_cli import ensure_pulumi
+    print(ensure_pulumi())
+
+
+@task(name="list", help={"state": "pending, delivered or failed", "limit": "rows (default 50)", "store": CONFIG_HELP["store"]})
+def notify_list(c, state=None, limit=50, store=None):
+    """List notification deliveries, newest first, with attempts and the last error."""
+    from mailcore import operations
+    _run(operations.notify_list, store, state, int(limit))
+
+
+@task(name="retry", help={"ids": "comma-separated delivery ids, or ALL (default)", "store": CONFIG_HELP["store"]})
+def notify_retry(c, ids="ALL", store=None):
+    """Make failed notification deliveries pending again (after fixing an endpoint)."""
+    from mailcore import operations
+    _run(operations.notify_retry, store, ids)
+
+
+notify_ns = Collection("notify")
+notify_ns.add_task(notify_list)
+notify_ns.add_task(notify_retry)
+
+dns_ns = Collection("dns")
+dns_ns.add_task(dns_serve)
+dns_ns.add_task(setup_pulumi)
+
 template = Collection("template")
 for _action in ("submit", "approve", "reject"):
     template.add_task(_review(_action))
@@ -216,4 +270,4 @@ secrets.add_task(secrets_init, name="init")
 keys = Collection("keys")
 keys.add_task(keys_generate, name="generate")
 
-ns = Collection(validate, plan, apply, serve, state, migrate, test, bench, setup, harness, template, secrets, keys, queue_ns, send_ns, invalid_ns)
+ns = Collection(validate, plan, apply, verify, serve, state, migrate, test, bench, setup, harness, template, secrets, keys, queue_ns, send_ns, invalid_ns, dns_ns, notify_ns)

@@ -20,6 +20,11 @@ def main(argv: list[str] | None = None) -> int:
             p.add_argument("--store", default=None)
         if name == "plan":
             p.add_argument("--json", action="store_true")
+        if name != "validate":
+            p.add_argument("--no-dns", dest="dns", action="store_false", help="the store only")
+    p = sub.add_parser("verify", help="check every domain's DNS records and store the result")
+    p.add_argument("--config", default="config")
+    p.add_argument("--store", default=None)
     p = sub.add_parser("serve", help="run the mail core (all stages, or --stages smtpd,api,qmgr,notify)")
     p.add_argument("--config", default="config")
     p.add_argument("--store", default=None)
@@ -33,9 +38,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "validate":
             return commands.validate(args.config)
         if args.command == "plan":
-            return commands.plan(args.config, args.store, args.json)
+            return commands.plan(args.config, args.store, args.json, args.dns)
         if args.command == "apply":
-            return commands.apply(args.config, args.store)
+            return commands.apply(args.config, args.store, args.dns)
+        if args.command == "verify":
+            return commands.verify(args.config, args.store)
         if args.command == "serve":
             return commands.serve(args.config, args.store, args.stages)
         return commands.show_state(args.store, args.account)

@@ -71,7 +71,15 @@ def _box(loaded):
         raise CommandError(str(exc)) from None
 
 
-def plan(config: str, store_url: str | None = None, as_json: bool = False) -> int:
+def _dns_box() -> SecretBox:
+    try:
+        return SecretBox.from_env()
+    except MasterKeyError as exc:
+        raise CommandError(f"{exc} (DNS needs it: it derives the Pulumi state passphrase)") from None
+
+
+def plan(config: str, store_url: str | None = None, as_json: bool = False, dns: bool = True) -> int:
+    """The store diff and (unless dns=False) the DNS diff; exit 3 when either has changes."""
     store = _store(store_url)
     loaded = _load(config, store)
     box = _box(loaded)
@@ -80,22 +88,49 @@ def plan(config: str, store_url: str | None = None, as_json: bool = False) -> in
             p, _ = make_plan(conn, loaded, box, utcnow())
     except MasterKeyError as exc:
         raise CommandError(str(exc)) from None
+    dns_changes = False
     if as_json:
-        print(json.dumps(to_json(p), indent=2, ensure_ascii=False))
+        out = to_json(p)
+        if dns:
+            from mailcore import dnscommands
+            ctx = dnscommands.prepare(loaded, store, _dns_box())
+            summary = ctx.dns.stack.preview()
+            out["dns"] = {"changes": summary.changes,
+                          "steps": [{"op": st.op, "name": st.name, "diffs": st.diffs} for st in summary.steps
+                                    if st.op != "same"],
+                          "refusals": ctx.dns.mx_conflicts()}
+            dns_changes = bool(out["dns"]["steps"])
+        print(json.dumps(out, indent=2, ensure_ascii=False))
     else:
         render_text(p, console, title=f"Store plan for account {p.account} ({store!r})")
+        if dns:
+            from mailcore import dnscommands
+            dns_changes = dnscommands.preview(dnscommands.prepare(loaded, store, _dns_box()))
     if p.refusals:
         return EXIT_ERROR
-    return EXIT_CHANGES if p.has_changes else EXIT_OK
+    return EXIT_CHANGES if (p.has_changes or dns_changes) else EXIT_OK
 
 
-def apply(config: str, store_url: str | None = None) -> int:
+def apply(config: str, store_url: str | None = None, dns: bool = True) -> int:
+    """DNS first (through Pulumi), then the store in one locked transaction. A refusal or a DNS
+    failure leaves the store as it was."""
     store = _store(store_url)
     loaded = _load(config, store)
     box = _box(loaded)
     started = time.perf_counter()
+    also = None
+    if dns:
+        from mailcore import dnscommands
+        with store.transaction() as conn:  # refuse before touching DNS what the store apply would refuse
+            p, _ = make_plan(conn, loaded, box, utcnow())
+        if p.refusals:
+            raise CommandError(f"{p.refusals[0]}; nothing was changed")
+        dns_box = _dns_box()
+        ctx = dnscommands.prepare(loaded, store, dns_box)
+        dnscommands.up(ctx)
+        also = dnscommands.also_save_keys(ctx, dns_box)
     try:
-        result = apply_config(store, loaded, box)
+        result = apply_config(store, loaded, box, also=also)
     except (ApplyRefused, LockBusy, MasterKeyError) as exc:
         raise CommandError(f"{exc}; the store is unchanged") from None
     except sa.exc.IntegrityError as exc:
@@ -108,6 +143,18 @@ def apply(config: str, store_url: str | None = None) -> int:
     else:
         console.print("Nothing to apply; nothing was written.", style="bold")
     return EXIT_OK
+
+
+def verify(config: str, store_url: str | None = None) -> int:
+    """Query each domain's records on its DNS server; store verified / usable / failed (R9, R10)."""
+    from mailcore import dnscommands
+    store = _store(store_url)
+    loaded = _load(config, store)
+    ctx = dnscommands.prepare(loaded, store, _dns_box())
+    missing = [d for d, k in ctx.new_keys.items()]
+    if missing:
+        raise CommandError(f"{', '.join(missing)} not applied yet (no keys in the store); run `invoke apply` first")
+    return dnscommands.verify(ctx, store, utcnow())
 
 
 def show_state(store_url: str | None = None, account: str | None = None) -> int:

@@ -94,9 +94,15 @@ class RecordSetProvider(ResourceProvider):
             current = rfc2136.query(server, news["name"], "TXT")
             mine = olds.get("spf_value")
             if current is None or mine not in current.values:
-                raise rfc2136.RecordSetChanged(
-                    f"update {rfc2136.fqdn(news['name'])} TXT: our SPF record {mine} was changed or removed by hand "
-                    f"(found {current.shown() if current else 'nothing'}); restore it or remove the others by hand")
+                # drift (R10): the plan showed it (diff reads live DNS); repair by merging our include
+                # into whatever SPF is there now, keeping the other mechanisms someone added
+                merged = merge_spf(current.values if current else (), news["spf_include"])
+                if merged.replaced is None:
+                    rfc2136.add_rr(server, news["zone"], current, news["name"], "TXT", int(news["ttl"]), merged.value)
+                elif merged.replaced != merged.value:
+                    rfc2136.replace_rr(server, news["zone"], current, merged.replaced, merged.value)
+                outs.update(spf_value=merged.value, spf_replaced=merged.replaced, spf_warning=merged.warning)
+                return UpdateResult(outs)
             replaced = olds.get("spf_replaced")
             if replaced == mine:  # we adopted an SPF that already included us: keep it, add a new include
                 value = merge_spf([mine], news["spf_include"]).value
@@ -106,8 +112,16 @@ class RecordSetProvider(ResourceProvider):
                 rfc2136.replace_rr(server, news["zone"], current, mine, value)
             outs.update(spf_value=value, spf_replaced=replaced, spf_warning=olds.get("spf_warning"))
         else:
-            new = _rs(news)
-            rfc2136.replace(server, news["zone"], _rs(olds), new)
+            new, old = _rs(news), _rs(olds)
+            live = rfc2136.query(server, news["name"], news["rtype"])
+            if live is None:  # removed by hand: put it back (the plan showed the drift)
+                rfc2136.create(server, news["zone"], new)
+            elif not live.same_data(old) or live.ttl != old.ttl:
+                # edited by hand: the prerequisite is what we just read, so an edit racing this
+                # update still fails instead of being overwritten unseen
+                rfc2136.replace(server, news["zone"], live, new)
+            else:
+                rfc2136.replace(server, news["zone"], old, new)
             outs["values"] = list(new.values)
         return UpdateResult(outs)
 

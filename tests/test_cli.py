@@ -48,28 +48,28 @@ def test_validate_errors_exit_2_without_traceback(tmp_path):
 
 def test_plan_apply_plan_exit_codes(tmp_path, key):
     cfg = str(ROOT / "config")
-    r = run(["plan", "--config", cfg], key, tmp_path)
+    r = run(["plan", "--no-dns", "--config", cfg], key, tmp_path)
     assert r.returncode == 3, r.stderr
     assert "+ domain mail.example.com" in r.stdout and "Plan: 28 to create, 0 to update, 0 to delete." in r.stdout
-    r = run(["apply", "--config", cfg], key, tmp_path)
+    r = run(["apply", "--no-dns", "--config", cfg], key, tmp_path)
     assert r.returncode == 0, r.stderr
     assert "Apply complete: 28 created" in r.stdout
-    r = run(["apply", "--config", cfg], key, tmp_path)
+    r = run(["apply", "--no-dns", "--config", cfg], key, tmp_path)
     assert r.returncode == 0 and "Nothing to apply; nothing was written." in r.stdout
-    r = run(["plan", "--config", cfg, "--json"], key, tmp_path)
+    r = run(["plan", "--no-dns", "--config", cfg, "--json"], key, tmp_path)
     assert r.returncode == 0
     assert json.loads(r.stdout)["summary"] == {"create": 0, "update": 0, "delete": 0}
 
 
 def test_missing_master_key_is_one_clear_line(tmp_path):
-    r = run(["apply", "--config", str(ROOT / "config")], {"MAILCORE_MASTER_KEY": ""}, tmp_path)
+    r = run(["apply", "--no-dns", "--config", str(ROOT / "config")], {"MAILCORE_MASTER_KEY": ""}, tmp_path)
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert "MAILCORE_MASTER_KEY is not set" in r.stderr
 
 
 def test_template_review_through_tasks(tmp_path, key):
     cfg = str(ROOT / "config")
-    assert run(["apply", "--config", cfg], key, tmp_path).returncode == 0
+    assert run(["apply", "--no-dns", "--config", cfg], key, tmp_path).returncode == 0
     r = run(["template.approve", "vip-offer", "--config", cfg], key, tmp_path)
     assert r.returncode == 2 and "is draft and cannot be approved; it can be submitted" in r.stderr
     r = run(["template.submit", "vip-offer", "--config", cfg, "--by", "bob"], key, tmp_path)

@@ -294,3 +294,79 @@ events = sa.Table(
     sa.Column("created_at", TS, nullable=False, index=True),
     sa.Column("routed_at", TS),  # set once the notifier has fanned it out to its endpoints
 )
+
+# --- notifications (issue 5, R21-R26): owned by mailcore.notify -----------------------------
+# The notifier routes each event row to one notify_deliveries row per endpoint (R22, R23); the
+# delivery copies the endpoint (kind, target, encrypted secret) so a later apply that rewrites
+# the rule's endpoints cannot strand a pending delivery.
+
+notify_deliveries = sa.Table(
+    "notify_deliveries", metadata, _id(),
+    sa.Column("event_id", sa.Integer, sa.ForeignKey("events.id", ondelete="CASCADE"), nullable=False, index=True),
+    sa.Column("parent_id", sa.Integer, sa.ForeignKey("notify_deliveries.id", ondelete="CASCADE"), index=True),  # topic fan-out
+    sa.Column("rule", sa.String(64)),  # the rule that routed it (None for a topic's fan-out)
+    sa.Column("kind", sa.String(8), nullable=False),  # http | queue | topic
+    sa.Column("target", sa.Text, nullable=False),  # URL for http, name for queue/topic
+    sa.Column("signing_secret_enc", sa.Text),
+    sa.Column("state", sa.String(12), nullable=False),  # pending | delivered | failed
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", TS, nullable=False),
+    sa.Column("lease_owner", sa.String(64)),
+    sa.Column("lease_until", TS),
+    sa.Column("last_error", sa.Text),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("done_at", TS),
+    sa.Index("ix_notify_deliveries_due", "state", "next_attempt_at"),
+)
+
+notify_attempts = sa.Table(
+    "notify_attempts", metadata, _id(),
+    sa.Column("delivery_id", sa.Integer, sa.ForeignKey("notify_deliveries.id", ondelete="CASCADE"), nullable=False, index=True),
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("at", TS, nullable=False),
+    sa.Column("duration_ms", sa.Integer, nullable=False),
+    sa.Column("status_code", sa.Integer),  # the receiver's HTTP status; None when there was no answer
+    sa.Column("error", sa.Text),
+    sa.Column("outcome", sa.String(12), nullable=False),  # delivered | retry | failed
+)
+
+notify_queues = sa.Table(
+    "notify_queues", metadata, _id(), _account(),
+    sa.Column("name", sa.String(64), nullable=False),
+    sa.Column("polling_wait_seconds", sa.Integer, nullable=False),
+    sa.Column("visibility_timeout_seconds", sa.Integer, nullable=False),
+    sa.Column("max_message_bytes", sa.Integer, nullable=False),
+    sa.Column("retention_seconds", sa.Integer, nullable=False),
+    sa.Column("delay_seconds", sa.Integer, nullable=False),
+    sa.Column("base64_bodies", sa.Boolean, nullable=False),
+    sa.Column("created_at", TS, nullable=False),
+    sa.UniqueConstraint("account_id", "name", name="uq_notify_queues_account_name"),
+)
+
+notify_queue_messages = sa.Table(
+    "notify_queue_messages", metadata, _id(),
+    sa.Column("queue_id", sa.Integer, sa.ForeignKey("notify_queues.id", ondelete="CASCADE"), nullable=False, index=True),
+    sa.Column("delivery_id", sa.Integer, sa.ForeignKey("notify_deliveries.id", ondelete="SET NULL"), index=True),
+    sa.Column("body", sa.Text, nullable=False),  # as receivers get it (base64 already applied when the queue says so)
+    sa.Column("enqueued_at", TS, nullable=False),
+    sa.Column("visible_at", TS, nullable=False),  # delay, then invisibility after each receive (R24)
+    sa.Column("expires_at", TS, nullable=False, index=True),  # enqueued_at + retention
+    sa.Column("receive_count", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("first_received_at", TS),
+    sa.Column("receipt", sa.String(64), unique=True),  # handle of the latest receive
+    sa.Index("ix_notify_queue_messages_visible", "queue_id", "visible_at"),
+)
+
+notify_subscriptions = sa.Table(
+    "notify_subscriptions", metadata, _id(), _account(),
+    sa.Column("topic", sa.String(64), nullable=False),
+    sa.Column("kind", sa.String(8), nullable=False),  # http | queue
+    sa.Column("target", sa.Text, nullable=False),
+    sa.Column("signing_secret_enc", sa.Text),
+    sa.Column("created_at", TS, nullable=False),
+    sa.UniqueConstraint("account_id", "topic", "kind", "target", name="uq_notify_subscriptions_account_topic"),
+)
+
+# The notifier's claim, `WHERE routed_at IS NULL ORDER BY id`, reads this index instead of
+# scanning every event ever written.
+sa.Index("ix_events_unrouted", events.c.routed_at, events.c.id)
