@@ -106,6 +106,7 @@ def keys_generate(c):
 def test(c, k=None, x=False):
     """Run the whole test suite (SQLite and PostgreSQL stores)."""
     os.environ["MAILCORE_REQUIRE_PG"] = "1"  # the suite runs every store test on PostgreSQL too
+    os.environ["MAILCORE_REQUIRE_KNOT"] = "1"  # and the DNS tests on Knot as well as the built-in server
     args = [sys.executable, "-m", "pytest", "-q"]
     if k:
         args += ["-k", k]
@@ -120,18 +121,26 @@ def bench(c):
     raise Exit(code=subprocess.call([sys.executable, "-m", "tests.bench"]))
 
 
+NEEDED = (("initdb", "postgresql"), ("knotd", "knot"), ("kdig", "knot-dnsutils"))
+
+
 @task
 def setup(c):
-    """Install what the tests need that pip cannot: PostgreSQL from Debian packages."""
-    missing = [pkg for exe, pkg in (("initdb", "postgresql"),) if not _find_pg(exe)]
-    if not missing:
-        print("setup: PostgreSQL present")
-        return
-    if os.geteuid() != 0 or not shutil.which("apt-get"):
-        raise Exit(f"error: install the Debian packages {' '.join(missing)} (needs root: sudo apt-get install -y {' '.join(missing)})", 2)
-    subprocess.check_call(["apt-get", "update", "-q"])
-    subprocess.check_call(["apt-get", "install", "-y", "-q", "--no-install-recommends", *missing],
-                          env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+    """Install what pip cannot: PostgreSQL and Knot (Debian packages), and the Pulumi CLI (cached build)."""
+    missing = [pkg for exe, pkg in NEEDED if not _find_pg(exe) and not shutil.which(exe) and not os.path.exists(f"/usr/sbin/{exe}")]
+    if missing:
+        if os.geteuid() != 0 or not shutil.which("apt-get"):
+            raise Exit(f"error: install the Debian packages {' '.join(missing)} (needs root: "
+                       f"sudo apt-get install -y --no-install-recommends {' '.join(missing)})", 2)
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        subprocess.check_call(["apt-get", "update", "-q"], env=env)
+        subprocess.check_call(["apt-get", "install", "-y", "-q", "--no-install-recommends", *missing], env=env)
+    print("setup: PostgreSQL and Knot present")
+    from provision.pulumi_cli import PulumiCliError, ensure_pulumi
+    try:
+        print(f"setup: Pulumi CLI in {ensure_pulumi()}")
+    except PulumiCliError as exc:
+        raise Exit(f"error: {exc}", 2)
 
 
 def _find_pg(exe: str) -> str | None:
