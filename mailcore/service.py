@@ -68,6 +68,8 @@ class Service:
                 await self._start_smtp(li, catalog)
             elif li.kind == "api" and "api" in self.stages:
                 await self._start_api(li, catalog)
+            elif li.kind == "queues" and "notify" in self.stages:
+                await self._start_queues(li)
         if "qmgr" in self.stages:
             d = svc.delivery
             transport = Transport(TransportSettings(
@@ -77,9 +79,8 @@ class Service:
             qmgr = Qmgr(self.store, transport, signer, settings=QmgrSettings(**svc.queue))
             self._tasks.append(asyncio.create_task(qmgr.run(self._stop), name="qmgr"))
         if "notify" in self.stages:
-            notifier = _notifier(self.store)
-            if notifier is not None:
-                self._tasks.append(asyncio.create_task(notifier.run(self._stop), name="notify"))
+            notifier = _notifier(self.store, self.box)
+            self._tasks.append(asyncio.create_task(notifier.run(self._stop), name="notify"))
 
     async def _start_smtp(self, li, catalog) -> None:
         from mailcore.smtpd.server import SmtpServer, SmtpSettings
@@ -99,17 +100,28 @@ class Service:
 
     async def _start_api(self, li, catalog) -> None:
         from mailcore.api.app import _uvicorn, create_app
-        sock = socket.socket(socket.AF_INET6 if ":" in li.host else socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((li.host, li.port))
+        sock = _listen(li.host, li.port)
         server = _uvicorn(create_app(self.store, self.cleanup, region=li.region, catalog=catalog))
-        task = asyncio.create_task(server.serve(sockets=[sock]), name=f"api-{li.region}")
+        await self._serve_asgi(server, sock, f"api-{li.region}")
+        self.listening.append(Listening("api", li.region, li.host, sock.getsockname()[1]))
+
+    async def _start_queues(self, li) -> None:
+        import os
+
+        from mailcore.api.app import _uvicorn
+        from mailcore.notify.mq import create_queue_app
+        sock = _listen(li.host, li.port)
+        server = _uvicorn(create_queue_app(self.store, token=os.environ.get("MAILCORE_QUEUE_TOKEN") or None))
+        await self._serve_asgi(server, sock, f"queues-{li.region}")
+        self.listening.append(Listening("queues", li.region, li.host, sock.getsockname()[1]))
+
+    async def _serve_asgi(self, server, sock, name: str) -> None:
+        task = asyncio.create_task(server.serve(sockets=[sock]), name=name)
         while not server.started:
             if task.done():
                 task.result()
             await asyncio.sleep(0.01)
         self._api.append((server, task, sock))
-        self.listening.append(Listening("api", li.region, li.host, sock.getsockname()[1]))
 
     async def stop(self) -> None:
         self._stop.set()
@@ -138,14 +150,19 @@ class Service:
         await self.stop()
 
 
+def _listen(host: str, port: int) -> socket.socket:
+    # IPPROTO_TCP spelled out so asyncio sets TCP_NODELAY on accepted sockets (see mailcore.api.app)
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    return sock
+
+
 def _signer(store, box):
     from mailcore.cleanup import Signer
     return Signer(store, box)
 
 
-def _notifier(store):
-    try:
-        from mailcore.notify.worker import Notifier
-    except ImportError:  # the notifier stage is optional until it is installed
-        return None
-    return Notifier(store)
+def _notifier(store, box):
+    from mailcore.notify.worker import Notifier
+    return Notifier(store, box=box)

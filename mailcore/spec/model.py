@@ -300,7 +300,7 @@ def _service(svc: dict, doc: SourceDoc) -> ServiceSpec:
         path = ("service",) + path
         listen = _str(item, "listen", "")
         host, _, port = listen.rpartition(":")
-        if item.get("kind") in ("smtp", "api") and _str(item, "region") and port.isdigit():
+        if item.get("kind") in ("smtp", "api", "queues") and _str(item, "region") and port.isdigit():
             out.listeners.append(ListenerSpec(item["region"], item["kind"], host.strip("[]"), int(port),
                                               _str(item, "tls", "starttls"), item.get("allow_plain_auth_on_loopback") is True,
                                               path))
