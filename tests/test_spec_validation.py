@@ -204,7 +204,7 @@ def test_example_config_without_secrets_reports_each_missing_one():
     got = findings(loaded, root)
     assert got == [
         ("api_keys.yaml", 6, 13, "secret-unresolved"),
-        ("domains.yaml", 10, 15, "secret-unresolved"),
+        ("domains.yaml", 11, 15, "secret-unresolved"),
         ("notifications.yaml", 11, 25, "secret-unresolved"),
         ("senders.yaml", 7, 20, "secret-unresolved"),
         ("senders.yaml", 10, 20, "secret-unresolved"),
