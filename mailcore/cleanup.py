@@ -269,7 +269,8 @@ class Cleanup:
         head, sep, body = sub.raw_message.partition(b"\r\n\r\n")
         if not sep:
             head, sep, body = sub.raw_message.partition(b"\n\n")
-        headers = BytesParser(policy=policy.SMTP).parsebytes(head + b"\r\n\r\n", headersonly=True)
+        # compat32: the header values as sent, without the header registry's (costly) parsing
+        headers = BytesParser(policy=policy.compat32).parsebytes(head + b"\r\n\r\n", headersonly=True)
         extra = b""
         message_id = headers.get("Message-ID")
         if not message_id:
