@@ -135,7 +135,12 @@ class Cleanup:
 
     async def submit(self, sub: Submission) -> SubmitResult:
         loop = asyncio.get_running_loop()
-        prepared = await loop.run_in_executor(None, self.prepare, sub)
+        if self._cached(sub.sender) and sub.template is None:
+            # no I/O to wait for (the sender's context is remembered): building and signing a
+            # message is CPU work, and a thread hop would only add switching and GIL contention
+            prepared = self.prepare(sub)
+        else:
+            prepared = await loop.run_in_executor(None, self.prepare, sub)
         prepared.loop, prepared.future = loop, loop.create_future()
         self._inbox.put(prepared)
         return await prepared.future
@@ -151,6 +156,10 @@ class Cleanup:
         return prepared.result
 
     # --- deciding and building (any thread) ------------------------------------------------
+
+    def _cached(self, address: str) -> bool:
+        hit = self._contexts.get(address.lower())
+        return bool(hit) and time.monotonic() - hit[0] < self.settings.lookup_cache_seconds
 
     def _sender_context(self, address: str):
         """(sender, account row, tag names, tracking on) for a sender, remembered for
