@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import random
 import ssl
+import time
 from dataclasses import dataclass, field
+from typing import Awaitable, Callable
 
 import aiosmtplib
 import dns.asyncresolver
@@ -32,6 +34,8 @@ class TransportSettings:
     command_timeout: float = 300.0
     dns_timeout: float = 10.0
     starttls: bool = True  # opportunistic: used when offered, certificates not verified (RFC 7435)
+    max_rcpts_per_transaction: int = 50  # Postfix's smtp_destination_recipient_limit
+    mx_cache_seconds: float = 30.0  # one MX lookup serves every connection to a destination meanwhile
 
 
 @dataclass
@@ -39,7 +43,17 @@ class Item:
     recipient_id: int
     rcpt: str
     envelope_from: str
-    content: bytes
+    content: bytes | Callable[[], bytes]  # a callable renders it when its transaction starts
+    group: object = None  # items of one group share envelope and bytes: one transaction, several RCPTs
+
+    def key(self) -> tuple:
+        return (self.envelope_from, self.group if self.group is not None else self.content)
+
+    def data(self) -> bytes:
+        return self.content() if callable(self.content) else self.content
+
+
+Report = Callable[[list["Outcome"]], Awaitable[None]]
 
 
 @dataclass
@@ -74,6 +88,7 @@ class Transport:
         self._tls = ssl.create_default_context()
         self._tls.check_hostname = False
         self._tls.verify_mode = ssl.CERT_NONE
+        self._mx_cache: dict[str, tuple[float, object]] = {}
 
     async def _addresses(self, host: str) -> list[str]:
         out = []
@@ -109,15 +124,39 @@ class Transport:
             raise DnsFailure("no-mx" if names != [domain] else "nodata")
         return dest
 
-    async def deliver(self, domain: str, items: list[Item]) -> list[Outcome]:
-        """Deliver every item to one destination domain; one outcome per item."""
+    async def _resolve_cached(self, domain: str) -> Destination:
+        hit = self._mx_cache.get(domain)
+        mono = time.monotonic()
+        if hit and mono - hit[0] < self.settings.mx_cache_seconds:
+            if isinstance(hit[1], DnsFailure):
+                raise hit[1]
+            return hit[1]
         try:
             dest = await self.resolve(domain)
         except DnsFailure as exc:
-            result = classify_dns_failure(exc.kind)
-            return [Outcome(i.recipient_id, result) for i in items]
-        pending = list(items)
+            self._mx_cache[domain] = (mono, exc)
+            raise
+        self._mx_cache[domain] = (mono, dest)
+        return dest
+
+    async def deliver(self, domain: str, items: list[Item], report: Report | None = None) -> list[Outcome]:
+        """Deliver every item to one destination domain; one outcome per item. `report` is awaited
+        with each transaction's outcomes as soon as it ends, so they can be recorded at once (the
+        shorter the time between a 250 and its record, the fewer duplicates a crash can cause)."""
         outcomes: list[Outcome] = []
+
+        async def done(batch: list[Outcome]) -> None:
+            outcomes.extend(batch)
+            if report is not None:
+                await report(batch)
+
+        try:
+            dest = await self._resolve_cached(domain)
+        except DnsFailure as exc:
+            result = classify_dns_failure(exc.kind)
+            await done([Outcome(i.recipient_id, result) for i in items])
+            return outcomes
+        pending = list(items)
         for host, addr in dest.hosts:
             relay = f"{host}[{addr}]:{self.settings.smtp_port}"
             try:
@@ -125,7 +164,7 @@ class Transport:
             except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError):
                 continue  # the next MX (RFC 5321 5.1)
             try:
-                outcomes += await self._session(client, relay, pending)
+                await self._session(client, relay, pending, done)
                 return outcomes
             finally:
                 try:
@@ -133,7 +172,8 @@ class Transport:
                 except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError):
                     client.close()
         result = classify_connect_failure(domain)
-        return outcomes + [Outcome(i.recipient_id, result) for i in pending]
+        await done([Outcome(i.recipient_id, result) for i in pending])
+        return outcomes
 
     async def _connect(self, host: str, addr: str) -> aiosmtplib.SMTP:
         s = self.settings
@@ -146,23 +186,23 @@ class Transport:
             await client.ehlo()
         return client
 
-    async def _session(self, client: aiosmtplib.SMTP, relay: str, items: list[Item]) -> list[Outcome]:
-        """Send each group of items sharing envelope and content as one transaction; reuse the connection."""
+    async def _session(self, client: aiosmtplib.SMTP, relay: str, items: list[Item], done) -> None:
+        """Send each group of items sharing envelope and content as one transaction (at most
+        max_rcpts_per_transaction RCPTs each); reuse the connection."""
         groups: dict[tuple, list[Item]] = {}
         for item in items:
-            groups.setdefault((item.envelope_from, item.content), []).append(item)
-        out: list[Outcome] = []
-        remaining = list(items)
+            groups.setdefault(item.key(), []).append(item)
+        n = self.settings.max_rcpts_per_transaction
+        transactions = [g[i:i + n] for g in groups.values() for i in range(0, len(g), n)]
+        sent = 0
         try:
-            for group in groups.values():
-                out += await self._transaction(client, relay, group)
-                for i in group:
-                    remaining.remove(i)
+            for group in transactions:
+                await done(await self._transaction(client, relay, group))
+                sent += 1
         except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPConnectError, OSError, asyncio.TimeoutError,
                 aiosmtplib.SMTPTimeoutError):
             dropped = classify_dropped()
-            out += [Outcome(i.recipient_id, dropped, relay) for i in remaining]
-        return out
+            await done([Outcome(i.recipient_id, dropped, relay) for g in transactions[sent:] for i in g])
 
     async def _transaction(self, client: aiosmtplib.SMTP, relay: str, group: list[Item]) -> list[Outcome]:
         first = group[0]
@@ -183,7 +223,7 @@ class Transport:
             await _rset(client)
             return out
         try:
-            response = await client.data(first.content)
+            response = await client.data(first.data())
             result = classify(response.code, response.message, phase="data")
         except aiosmtplib.SMTPResponseException as exc:
             result = classify(exc.code, exc.message, phase="data")

@@ -63,12 +63,37 @@ def backoff(attempts: int, settings: QmgrSettings) -> timedelta:
     return timedelta(seconds=min(settings.retry_max_seconds, settings.retry_min_seconds * 2 ** max(0, attempts - 1)))
 
 
+def _dead_local_owner(owner: str, host: str) -> bool:
+    parts = owner.split(":")
+    if len(parts) < 3 or ":".join(parts[:-2]) != host or not parts[-2].isdigit():
+        return False
+    pid = int(parts[-2])
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
 def event_body(fields: dict) -> str:
     """The guide's `key=value&...` body (R25), keys in the guide's sample order. '%' and '&'
     inside values are percent-encoded so the body always splits cleanly on '&'."""
     order = ("env_id", "msg_id", "account", "from", "rcpt", "recv_time", "end_time", "status", "event", "region",
              "err_code", "err_msg", "failed_type")
     return "&".join(f"{k}={str(fields[k]).replace('%', '%25').replace('&', '%26')}" for k in order)
+
+
+_r = t.queue_recipients
+# one statement for every outcome of a group (executemany); the lease was checked by the SELECT
+_RECORD = (sa.update(_r).where(_r.c.id == sa.bindparam("rid"), _r.c.state == "active")
+           .values(state=sa.bindparam("state"), attempts=sa.bindparam("attempts"), last_code=sa.bindparam("last_code"),
+                   last_text=sa.bindparam("last_text"), next_attempt_at=sa.bindparam("next_attempt_at"),
+                   status=sa.bindparam("status"), failed_type=sa.bindparam("failed_type"),
+                   done_at=sa.bindparam("done_at"), lease_owner=None, lease_until=None))
 
 
 class Qmgr:
@@ -132,12 +157,17 @@ class Qmgr:
         chunks = [rows[i:i + n] for i in range(0, len(rows), n)]
         sem = asyncio.Semaphore(self.settings.per_destination)
 
+        async def report(outcomes):
+            for outcome in outcomes:
+                results.put_nowait(outcome)
+
         async def one(chunk):
             async with sem:
                 now = self.clock()
-                items = [Item(r["id"], r["rcpt"], r["envelope_from"], self._content(r, now)) for r in chunk]
-                for outcome in await self.transport.deliver(domain, items):
-                    await results.put(outcome)
+                items = [Item(r["id"], r["rcpt"], r["envelope_from"],
+                              r["content"] if r["content"] is not None else (lambda r=r: self._content(r, now)),
+                              group=r["message_row"] if r["content"] is not None else None) for r in chunk]
+                await self.transport.deliver(domain, items, report=report)
 
         await asyncio.gather(*(one(c) for c in chunks))
 
@@ -154,7 +184,7 @@ class Qmgr:
                 done = True
             else:
                 pending.append(item)
-                while not results.empty() and len(pending) < 10:
+                while not results.empty() and len(pending) < 1000:
                     nxt = results.get_nowait()
                     if nxt is None:
                         done = True
@@ -167,22 +197,31 @@ class Qmgr:
     # --- recording -----------------------------------------------------------------------
 
     def record(self, outcomes: list[Outcome]) -> None:
+        """Write a group of outcomes in one transaction: one compiled UPDATE run over all rows and
+        one INSERT of their events. Rows whose lease this qmgr no longer holds are skipped (another
+        worker owns them now), so an outcome is never written twice."""
         now = self.clock()
         r, m = t.queue_recipients, t.queue_messages
         with self.store.transaction(immediate=True) as conn:
             ids = [o.recipient_id for o in outcomes]
-            info = {row["id"]: row for row in conn.execute(
-                sa.select(r.c.id, r.c.rcpt, r.c.attempts, r.c.created_at, m.c.id.label("env_id"), m.c.account_id,
-                          m.c.sender, m.c.region, m.c.message_id, m.c.created_at.label("received_at"),
-                          t.accounts.c.timezone)
-                .join(m, r.c.message_id == m.c.id).join(t.accounts, m.c.account_id == t.accounts.c.id)
-                .where(r.c.id.in_(ids))).mappings()}
+            q = (sa.select(r.c.id, r.c.rcpt, r.c.attempts, r.c.created_at, m.c.id.label("env_id"), m.c.account_id,
+                           m.c.sender, m.c.region, m.c.message_id, m.c.created_at.label("received_at"), t.accounts.c.timezone)
+                 .join(m, r.c.message_id == m.c.id).join(t.accounts, m.c.account_id == t.accounts.c.id)
+                 .where(r.c.id.in_(ids), r.c.state == "active", r.c.lease_owner == self.owner))
+            if conn.dialect.name == "postgresql":
+                q = q.with_for_update(of=r)
+            info = {row["id"]: row for row in conn.execute(q).mappings()}
+            updates, events = [], []
             for o in outcomes:
-                row = info.get(o.recipient_id)
+                row = info.pop(o.recipient_id, None)
                 if row is not None:
-                    self._record_one(conn, o, row, now)
+                    self._record_one(conn, o, row, now, updates, events)
+            if updates:
+                conn.execute(_RECORD, updates)
+            if events:
+                conn.execute(sa.insert(t.events), events)
 
-    def _record_one(self, conn, o: Outcome, row, now: datetime) -> None:
+    def _record_one(self, conn, o: Outcome, row, now: datetime, updates: list, events: list) -> None:
         c: Classification = o.result
         attempts = row["attempts"] + 1
         age = now - _aware(row["created_at"])
@@ -195,19 +234,16 @@ class Qmgr:
         else:
             new = "deferred"
         queue.check("active", new)
-        r = t.queue_recipients
-        values = {"state": new, "attempts": attempts, "last_code": c.code, "last_text": c.err_msg[:2000],
-                  "lease_owner": None, "lease_until": None}
-        if new == "deferred":
-            values["next_attempt_at"] = now + backoff(attempts, self.settings)
-        else:
-            values.update(status=c.status, failed_type=c.failed_type, done_at=now)
-        updated = conn.execute(sa.update(r).where(r.c.id == o.recipient_id, r.c.state == "active",
-                                                  r.c.lease_owner == self.owner).values(**values)).rowcount
+        final = new != "deferred"
+        updates.append({"rid": o.recipient_id, "state": new, "attempts": attempts, "last_code": c.code,
+                        "last_text": c.err_msg[:2000],
+                        "next_attempt_at": now if final else now + backoff(attempts, self.settings),
+                        "status": c.status if final else None, "failed_type": c.failed_type if final else None,
+                        "done_at": now if final else None})
         log.info("queue_id=%s rcpt=%s relay=%s delay=%.1f dsn=%s status=%s (%s)", row["env_id"], row["rcpt"], o.relay,
                  age.total_seconds(), c.enhanced or "", new, c.err_msg)
-        if not updated or new == "deferred":
-            return  # lost the lease (another worker owns it now), or not final yet
+        if not final:
+            return
         if c.invalid_address:
             self._add_invalid(conn, row["account_id"], row["rcpt"].lower(), c.err_msg, now)
         tz = self._zone(row["timezone"])
@@ -216,10 +252,10 @@ class Qmgr:
                   "recv_time": f"{_aware(row['received_at']).astimezone(tz):%Y-%m-%d %H:%M:%S}",
                   "end_time": f"{now.astimezone(tz):%Y-%m-%d %H:%M:%S}", "status": c.status, "event": "deliver",
                   "region": row["region"], "err_code": c.code, "err_msg": c.err_msg, "failed_type": c.failed_type}
-        conn.execute(sa.insert(t.events).values(
-            account_id=row["account_id"], recipient_id=o.recipient_id,
-            event="Deliver:SendSuccessfully" if c.status == 0 else "Deliver:SendFailed", sender=row["sender"],
-            region=row["region"], body=event_body(fields), created_at=now))
+        events.append({"account_id": row["account_id"], "recipient_id": o.recipient_id,
+                       "event": "Deliver:SendSuccessfully" if c.status == 0 else "Deliver:SendFailed",
+                       "sender": row["sender"], "region": row["region"], "body": event_body(fields), "created_at": now,
+                       "routed_at": None})
 
     def _add_invalid(self, conn, account_id: int, address: str, reason: str, now: datetime) -> None:
         exists = conn.execute(sa.select(t.invalid_addresses.c.id).where(
@@ -234,7 +270,24 @@ class Qmgr:
         except (ZoneInfoNotFoundError, ValueError):
             return timezone.utc
 
+    def recover(self) -> int:
+        """Expire the leases of qmgr processes on this host that are gone (a kill -9, a crash), so
+        their recipients are retried now rather than when the lease runs out. Leases held on other
+        hosts, or by live processes, are left to expire on their own."""
+        r = t.queue_recipients
+        host = socket.gethostname()
+        with self.store.transaction(immediate=True) as conn:
+            owners = conn.execute(sa.select(r.c.lease_owner).where(r.c.state == "active").distinct()).scalars().all()
+            dead = [o for o in owners if o and _dead_local_owner(o, host)]
+            if not dead:
+                return 0
+            return conn.execute(sa.update(r).where(r.c.state == "active", r.c.lease_owner.in_(dead))
+                                .values(lease_until=self.clock() - timedelta(seconds=1))).rowcount
+
     async def run(self, stop: asyncio.Event) -> None:
+        recovered = await asyncio.to_thread(self.recover)
+        if recovered:
+            log.info("recovered %d recipients leased by stopped qmgr processes on this host", recovered)
         while not stop.is_set():
             handled = await self.run_once()
             if not handled:

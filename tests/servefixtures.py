@@ -7,6 +7,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,6 +57,8 @@ class Mailcore:
                 served.ports[(m.group(1), m.group(2))] = int(m.group(4))
             if "mailcore: ready" in line:
                 self.current = served
+                # keep reading: a full pipe would block the service on its next log line
+                threading.Thread(target=lambda: served.lines.extend(proc.stdout), daemon=True).start()
                 return served
         raise RuntimeError("mailcore serve did not become ready:\n" + "".join(served.lines))
 
@@ -67,12 +70,11 @@ class Mailcore:
         if self.current and self.current.proc.poll() is None:
             self.current.proc.send_signal(signal.SIGTERM)
             try:
-                out, _ = self.current.proc.communicate(timeout=30)
+                self.current.proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 self.current.proc.kill()
-                out, _ = self.current.proc.communicate()
-            return out
-        return ""
+                self.current.proc.wait()
+        return "".join(self.current.lines) if self.current else ""
 
 
 @pytest.fixture

@@ -155,3 +155,22 @@ def test_two_qmgrs_share_a_store_without_delivering_twice(flow, ready_store, wor
     delivered = [r for m in world.mx.messages() for r in m.rcpt_tos]
     assert sorted(delivered) == sorted(rcpts)
     assert {r["state"] for r in recipients(ready_store).values()} == {"sent"}
+
+
+def test_leases_of_dead_local_processes_are_recovered(flow, ready_store, world, clock):
+    import socket
+    import subprocess
+    cleanup, qmgr = flow
+    send(cleanup, "carol@dest.example")
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    dead = Qmgr(ready_store, qmgr.transport, qmgr.signer, clock=clock, owner=f"{socket.gethostname()}:{gone.pid}:abc")
+    alive = Qmgr(ready_store, qmgr.transport, qmgr.signer, clock=clock, owner=f"{socket.gethostname()}:1:abc")
+    elsewhere = Qmgr(ready_store, qmgr.transport, qmgr.signer, clock=clock, owner=f"otherhost:{gone.pid}:abc")
+    assert len(dead.claim()) == 1
+    assert qmgr.recover() == 1  # its process is gone: the lease ends now
+    assert len(alive.claim()) == 1
+    assert qmgr.recover() == 0  # pid 1 is alive
+    send(cleanup, "dave@dest.example")
+    assert len(elsewhere.claim()) == 1
+    assert qmgr.recover() == 0  # another host's lease is left to expire
