@@ -33,7 +33,7 @@ def key():
 def test_validate_example_ok(tmp_path):
     r = run(["validate", "--config", str(ROOT / "config")], tmp_path=tmp_path)
     assert r.returncode == 0, r.stderr
-    assert "valid (8 files" in r.stdout
+    assert "valid (9 files" in r.stdout
 
 
 def test_validate_errors_exit_2_without_traceback(tmp_path):
@@ -50,10 +50,10 @@ def test_plan_apply_plan_exit_codes(tmp_path, key):
     cfg = str(ROOT / "config")
     r = run(["plan", "--no-dns", "--config", cfg], key, tmp_path)
     assert r.returncode == 3, r.stderr
-    assert "+ domain mail.example.com" in r.stdout and "Plan: 28 to create, 0 to update, 0 to delete." in r.stdout
+    assert "+ domain mail.example.com" in r.stdout and "Plan: 31 to create, 0 to update, 0 to delete." in r.stdout
     r = run(["apply", "--no-dns", "--config", cfg], key, tmp_path)
     assert r.returncode == 0, r.stderr
-    assert "Apply complete: 28 created" in r.stdout
+    assert "Apply complete: 31 created" in r.stdout
     r = run(["apply", "--no-dns", "--config", cfg], key, tmp_path)
     assert r.returncode == 0 and "Nothing to apply; nothing was written." in r.stdout
     r = run(["plan", "--no-dns", "--config", cfg, "--json"], key, tmp_path)

@@ -219,3 +219,26 @@ def test_applies_are_serialised_by_the_lock(store, example_config):
     a.join(10)
     b.join(30)
     assert results["r"].applied and [c.ref for c in results["r"].plan.changes] == ["account example-shop"]
+
+
+def test_queues_and_topic_subscriptions_from_config(store, example_config):
+    apply(store, example_config)
+    with store.engine.connect() as conn:
+        q = conn.execute(sa.select(t.notify_queues)).mappings().one()
+        subs = conn.execute(sa.select(t.notify_subscriptions).order_by(t.notify_subscriptions.c.kind)).mappings().all()
+    assert (q["name"], q["polling_wait_seconds"], q["visibility_timeout_seconds"], q["retention_seconds"]) == \
+        ("dm-deliveries", 10, 60, 345600)
+    assert [(s["topic"], s["kind"], s["target"]) for s in subs] == [
+        ("dm-engagement", "http", "https://hooks.example.com/directmail/engagement"),
+        ("dm-engagement", "queue", "dm-engagement-archive")]
+    assert subs[0]["signing_secret_enc"] and "webhook-secret-value" not in subs[0]["signing_secret_enc"]
+    # a queue dropped from config keeps its settings and messages; a subscription dropped is removed
+    edit_yaml(example_config / "events.yaml", lambda d: (d.pop("queues"),
+                                                         d["topics"][0].__setitem__("subscriptions", d["topics"][0]["subscriptions"][:1])))
+    p = plan(store, example_config)
+    assert [(c.action, c.ref) for c in p.changes] == [
+        (DELETE, "subscription dm-engagement -> queue:dm-engagement-archive")]
+    apply(store, example_config)
+    with store.engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(t.notify_queues)).scalar() == 1
+        assert conn.execute(sa.select(sa.func.count()).select_from(t.notify_subscriptions)).scalar() == 1

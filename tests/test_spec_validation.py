@@ -29,7 +29,7 @@ MINIMAL = FIXTURES / "valid" / "minimal"
 SPEC_SRC = REPO / "mailcore" / "spec"
 
 WARNING_IDS = {"domain-apex", "domain-purpose", "template-image", "allowlist-duplicate", "list-row-duplicate",
-               "notification-route"}
+               "notification-route", "topic-ref"}
 
 
 def case(name, expected, *, environ=None, foreign=None):
@@ -81,6 +81,9 @@ CASES = [
     case('secret-unresolved-api-key', [('api_keys.yaml', 5, 13, 'secret-unresolved')]),  # an API key secret file that does not exist
     case('secret-unresolved-tsig', [('account.yaml', 16, 15, 'secret-unresolved')]),  # the TSIG secret names an unset environment variable
     case('listener-unique', [('account.yaml', 13, 48, 'listener-unique')]),  # two listeners share an address
+    case('queue-unique', [('account.yaml', 12, 11, 'queue-unique')]),  # one queue declared twice
+    case('topic-unique', [('account.yaml', 13, 11, 'topic-unique')]),  # one topic declared twice
+    case('topic-ref', [('account.yaml', 15, 9, 'topic-ref')]),  # WARNING: a rule's topic has no subscribers
     case('api-key-unique', [('api_keys.yaml', 6, 9, 'api-key-unique')], environ={'FIXTURE_ACCESS_KEY_SECRET': 'k3y-value'}),  # one AccessKeyId declared twice
     case('tag-unique', [('tags.yaml', 6, 11, 'tag-unique')]),  # tag order_confirmation declared twice
     case('list-unique', [('lists.yaml', 7, 11, 'list-unique')]),  # list name vip-customers twice
@@ -205,6 +208,7 @@ def test_example_config_without_secrets_reports_each_missing_one():
     assert got == [
         ("api_keys.yaml", 6, 13, "secret-unresolved"),
         ("domains.yaml", 11, 15, "secret-unresolved"),
+        ("events.yaml", 13, 25, "secret-unresolved"),
         ("notifications.yaml", 11, 25, "secret-unresolved"),
         ("senders.yaml", 7, 20, "secret-unresolved"),
         ("senders.yaml", 10, 20, "secret-unresolved"),

@@ -217,6 +217,24 @@ class Writer:
                 rule_id=rule_id, position=i, kind=e["kind"], target=e["target"],
                 signing_secret_enc=self._box().encrypt(secret) if secret else None))
 
+    _queue = _simple
+
+    def _subscription(self, change: Change):
+        topic, _, rest = change.key.partition(" -> ")
+        kind, _, target = rest.partition(":")
+        s = t.notify_subscriptions
+        where = (s.c.account_id == self.account_id, s.c.topic == topic, s.c.kind == kind, s.c.target == target)
+        if change.action == DELETE:
+            self.conn.execute(sa.delete(s).where(*where))
+            return
+        secret = change.desired.get("signing_secret")
+        enc = self._box().encrypt(secret) if secret else None
+        if change.action == CREATE:
+            self.conn.execute(sa.insert(s).values(account_id=self.account_id, topic=topic, kind=kind, target=target,
+                                                  signing_secret_enc=enc, created_at=self.now))
+        else:
+            self.conn.execute(sa.update(s).where(*where).values(signing_secret_enc=enc))
+
     def _api_key(self, change: Change):
         if change.action == DELETE:
             self._simple(change)

@@ -128,7 +128,7 @@ def compute(account: str, want: dict[str, dict[str, dict]], have: dict[str, dict
             if c.fields:
                 creates_updates.append(c)
         for key in h:
-            if key not in w:
+            if key not in w and kind.deletable:
                 deletes.append(Change(DELETE, kind.name, key, [FieldChange(n, v, None, sensitive=n in kind.sensitive)
                                                                 for n, v in _visible(h[key]).items()]))
     plan.changes = creates_updates + list(reversed(deletes))

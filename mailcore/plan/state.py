@@ -23,6 +23,7 @@ class Kind:
     table: sa.Table
     key_column: str
     sensitive: frozenset = frozenset()
+    deletable: bool = True  # False: apply never deletes one that the config stops declaring
 
 
 # Creation order: a kind comes after the kinds it refers to (a sender needs its domain, R4).
@@ -40,7 +41,11 @@ KINDS = [
     Kind("notification_rule", t.notification_rules, "name"),
     Kind("notification", t.notifications, "scope"),
     Kind("api_key", t.api_keys, "access_key_id", frozenset({"secret"})),
+    Kind("queue", t.notify_queues, "name", deletable=False),  # a queue holds messages: dropping it from config keeps it
+    Kind("subscription", t.notify_subscriptions, "topic", frozenset({"signing_secret"})),
 ]
+QUEUE_DEFAULTS = {"polling_wait_seconds": 0, "visibility_timeout_seconds": 30, "max_message_bytes": 65536,
+                  "retention_seconds": 345600, "delay_seconds": 0, "base64_bodies": False}  # mailcore.notify.mq
 KIND = {k.name: k for k in KINDS}
 
 
@@ -87,7 +92,17 @@ def desired(spec: AccountSpec, secrets: dict, box: SecretBox | None) -> dict[str
         out["notification"][n.scope] = {"region": n.region}
     for k in spec.api_keys:
         out["api_key"][k.id] = {"secret": secrets.get(("api_key", k.id)), "description": k.description, "enabled": k.enabled}
+    for q in spec.queues:
+        out["queue"][q.name] = {**QUEUE_DEFAULTS, **q.settings}
+    for tp in spec.topics:
+        for e in tp.subscriptions:
+            out["subscription"][subscription_key(tp.name, e.kind, e.target)] = {
+                "signing_secret": secrets.get(("subscription", tp.name, e.kind, e.target))}
     return out
+
+
+def subscription_key(topic: str, kind: str, target: str) -> str:
+    return f"{topic} -> {kind}:{target}"
 
 
 class RowSet:
@@ -168,6 +183,11 @@ def current(conn, name: str, box: SecretBox | None) -> tuple[int | None, dict[st
                                                                       "endpoints": endpoints[r["id"]]}
     for r in rows(t.notifications):
         out["notification"][r["scope"]] = {"region": r["region"]}
+    for r in rows(t.notify_queues):
+        out["queue"][r["name"]] = {k: r[k] for k in QUEUE_DEFAULTS}
+    for r in rows(t.notify_subscriptions):
+        secret = box.decrypt(r["signing_secret_enc"]) if (r["signing_secret_enc"] and box) else None
+        out["subscription"][subscription_key(r["topic"], r["kind"], r["target"])] = {"signing_secret": secret}
     for r in rows(t.api_keys):
         out["api_key"][r["access_key_id"]] = {"secret": box.decrypt(r["secret_enc"]) if box else None,
                                               "description": r["description"], "enabled": r["enabled"]}

@@ -115,6 +115,20 @@ class RuleSpec:
 
 
 @dataclass
+class QueueSpec:
+    name: str
+    settings: dict  # the QUEUE_SETTINGS fields given in config (others keep their defaults)
+    path: tuple
+
+
+@dataclass
+class TopicSpec:
+    name: str
+    subscriptions: list[EndpointSpec]
+    path: tuple
+
+
+@dataclass
 class NotificationSpec:
     scope: str  # "account" or a sender address
     region: str
@@ -174,6 +188,8 @@ class AccountSpec:
     notifications: list[NotificationSpec] = field(default_factory=list)
     api_keys: list[ApiKeySpec] = field(default_factory=list)
     service: ServiceSpec = field(default_factory=ServiceSpec)
+    queues: list[QueueSpec] = field(default_factory=list)
+    topics: list[TopicSpec] = field(default_factory=list)
 
 
 def _items(data: dict, key: str):
@@ -288,6 +304,21 @@ def build_spec(doc: SourceDoc) -> AccountSpec:
             base = Path(doc.locate(path).file).parent
             spec.api_keys.append(ApiKeySpec(k["id"], parse_ref(k.get("secret"), base), _str(k, "description", ""),
                                             k.get("enabled", True) is not False, path))
+    for path, q in _items(data, "queues"):
+        if _str(q, "name"):
+            spec.queues.append(QueueSpec(q["name"], {k: v for k, v in q.items() if k != "name"}, path))
+    for path, tp in _items(data, "topics"):
+        if not _str(tp, "name"):
+            continue
+        base = Path(doc.locate(path).file).parent
+        subs = []
+        for i, e in enumerate(tp.get("subscriptions") or []):
+            if isinstance(e, dict) and e.get("kind") in ("http", "queue"):
+                target = _str(e, "url") if e["kind"] == "http" else _str(e, "name")
+                if target:
+                    subs.append(EndpointSpec(e["kind"], target, parse_ref(e.get("signing_secret"), base),
+                                             path + ("subscriptions", i)))
+        spec.topics.append(TopicSpec(tp["name"], subs, path))
     svc = data.get("service")
     if isinstance(svc, dict):
         spec.service = _service(svc, doc)

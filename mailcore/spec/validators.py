@@ -398,6 +398,28 @@ def _notification_senders(spec, ctx):
         seen[n.scope] = n
 
 
+@validator("topics")
+def _topics(spec, ctx):
+    yield from _dupes(spec.queues, lambda q: q.name, "queue", "queue-unique", field_name="name")
+    yield from _dupes(spec.topics, lambda tp: tp.name, "topic", "topic-unique", field_name="name")
+    declared = {tp.name for tp in spec.topics}
+    for r in spec.rules:
+        for e in r.endpoints:
+            if e.kind == "topic" and e.target not in declared:
+                yield Issue(e.path, f"rule '{r.name}' sends to topic '{e.target}', which has no subscribers in `topics:`; "
+                            "its events would be dropped", "topic-ref", WARNING)
+    for tp in spec.topics:
+        for e in tp.subscriptions:
+            if e.signing_secret is None:
+                continue
+            value, why = e.signing_secret.resolve(ctx.environ)
+            if why:
+                yield Issue(e.path + ("signing_secret",), f"signing secret of topic '{tp.name}' subscriber {e.target}: {why}",
+                            "secret-unresolved")
+            else:
+                ctx.secrets[("subscription", tp.name, e.kind, e.target)] = value
+
+
 @validator("notification-route")
 def _notification_route(spec, ctx):
     with_rules = {r.region for r in spec.rules}
