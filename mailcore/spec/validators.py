@@ -410,14 +410,9 @@ def _topics(spec, ctx):
                             "its events would be dropped", "topic-ref", WARNING)
     for tp in spec.topics:
         for e in tp.subscriptions:
-            if e.signing_secret is None:
-                continue
-            value, why = e.signing_secret.resolve(ctx.environ)
-            if why:
-                yield Issue(e.path + ("signing_secret",), f"signing secret of topic '{tp.name}' subscriber {e.target}: {why}",
-                            "secret-unresolved")
-            else:
-                ctx.secrets[("subscription", tp.name, e.kind, e.target)] = value
+            yield from _resolve(ctx, e.signing_secret, e.path + ("signing_secret",),
+                                f"signing secret of topic '{tp.name}' subscriber {e.target}",
+                                ("subscription", tp.name, e.kind, e.target))
 
 
 @validator("notification-route")
@@ -431,26 +426,27 @@ def _notification_route(spec, ctx):
 
 # --- other secrets ----------------------------------------------------------------------
 
+def _resolve(ctx, ref, path: tuple, what: str, key: tuple):
+    """Resolve one secret reference into ctx.secrets[key], or yield why it cannot be read."""
+    if ref is None:
+        return
+    value, why = ref.resolve(ctx.environ)
+    if why:
+        yield Issue(path, f"{what}: {why}", "secret-unresolved")
+    else:
+        ctx.secrets[key] = value
+
+
 @validator("secrets")
 def _other_secrets(spec, ctx):
     """TSIG keys and webhook signing secrets must resolve too (API keys and SMTP passwords above/below)."""
     for b in spec.dns_backends.values():
-        if b.tsig_secret is not None:
-            value, why = b.tsig_secret.resolve(ctx.environ)
-            if why:
-                yield Issue(b.path + ("tsig", "secret"), f"TSIG secret of DNS backend '{b.name}': {why}", "secret-unresolved")
-            else:
-                ctx.secrets[("tsig", b.name)] = value
+        yield from _resolve(ctx, b.tsig_secret, b.path + ("tsig", "secret"), f"TSIG secret of DNS backend '{b.name}'",
+                            ("tsig", b.name))
     for r in spec.rules:
         for i, e in enumerate(r.endpoints):
-            if e.signing_secret is None:
-                continue
-            value, why = e.signing_secret.resolve(ctx.environ)
-            if why:
-                yield Issue(e.path + ("signing_secret",), f"signing secret of rule '{r.name}' endpoint {e.target}: {why}",
-                            "secret-unresolved")
-            else:
-                ctx.secrets[("endpoint", r.region, r.name, i)] = value
+            yield from _resolve(ctx, e.signing_secret, e.path + ("signing_secret",),
+                                f"signing secret of rule '{r.name}' endpoint {e.target}", ("endpoint", r.region, r.name, i))
 
 
 # --- service ----------------------------------------------------------------------------
