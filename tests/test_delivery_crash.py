@@ -3,6 +3,8 @@ delivered to a fake MX, then restart: every recipient delivered, duplicates at m
 every final status has its event."""
 from __future__ import annotations
 
+import asyncio
+
 import sqlalchemy as sa
 
 from mailcore.cleanup import Cleanup
@@ -29,10 +31,11 @@ def test_kill_9_during_delivery_of_10000(mailcore_service, world):
     try:
         with store.transaction() as conn:
             conn.execute(sa.update(t.accounts).values(quota_daily=N, quota_monthly=N))
-        for start in range(0, N, 500):
-            cleanup.submit_sync(Submission("example-shop", "orders@mail.example.com",
-                                           [Recipient(f"r{i}@dest.example") for i in range(start, start + 500)], "api",
-                                           subject="load", text_body="hello"))
+        async def queue_all():  # 10,000 messages of one recipient each, through cleanup's group commit
+            await asyncio.gather(*(cleanup.submit(Submission(
+                "example-shop", "orders@mail.example.com", [Recipient(f"r{i}@dest.example")], "api",
+                subject=f"load {i}", text_body="hello")) for i in range(N)))
+        asyncio.run(queue_all())
     finally:
         cleanup.close()
     mailcore_service.start(stages="qmgr")
