@@ -164,7 +164,9 @@ def clock():
 
 @pytest.fixture
 def notify_store(store, example_env, example_config, receiver):
-    """The example account applied, its webhook pointing at `receiver`."""
+    """The example account applied, its webhook pointing at `receiver`; without its `queues:` and
+    `topics:` file, since these tests set queue settings and subscriptions through the Python API."""
+    (example_config / "events.yaml").unlink()
     point_webhook_at(example_config, receiver.url)
     make_ready(store, example_config)
     return store
