@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -99,8 +98,8 @@ class Service:
         self.listening.append(Listening("smtp", li.region, li.host, server.port, li.tls))
 
     async def _start_api(self, li, catalog) -> None:
-        from mailcore.api.app import _uvicorn, create_app
-        sock = _listen(li.host, li.port)
+        from mailcore.api.app import _uvicorn, create_app, listen_socket
+        sock = listen_socket(li.host, li.port)
         server = _uvicorn(create_app(self.store, self.cleanup, region=li.region, catalog=catalog))
         await self._serve_asgi(server, sock, f"api-{li.region}")
         self.listening.append(Listening("api", li.region, li.host, sock.getsockname()[1]))
@@ -108,9 +107,9 @@ class Service:
     async def _start_queues(self, li) -> None:
         import os
 
-        from mailcore.api.app import _uvicorn
+        from mailcore.api.app import _uvicorn, listen_socket
         from mailcore.notify.mq import create_queue_app
-        sock = _listen(li.host, li.port)
+        sock = listen_socket(li.host, li.port)
         server = _uvicorn(create_queue_app(self.store, token=os.environ.get("MAILCORE_QUEUE_TOKEN") or None))
         await self._serve_asgi(server, sock, f"queues-{li.region}")
         self.listening.append(Listening("queues", li.region, li.host, sock.getsockname()[1]))
@@ -148,14 +147,6 @@ class Service:
         await stop.wait()
         ready("mailcore: stopping")
         await self.stop()
-
-
-def _listen(host: str, port: int) -> socket.socket:
-    # IPPROTO_TCP spelled out so asyncio sets TCP_NODELAY on accepted sockets (see mailcore.api.app)
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    return sock
 
 
 def _signer(store, box):

@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Mapping
 
 from mailcore.spec.model import AccountSpec
 
-from .program import DnsStack, backend_environment, domain_records, make_program
+from .program import DnsStack, backend_environment, make_program
 from .records import DEFAULT_SELECTOR, DesiredRecord, generate_domain_keys
 from .rfc2136 import DnsServer, TsigKey
 from .verify import DomainVerification, mx_conflict, verify_domain

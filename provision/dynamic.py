@@ -57,6 +57,17 @@ def _spf_text_for(include: str, replaced: str | None) -> str:
     return merge_spf([replaced], include).value if replaced else txt_value(spf_default(include))
 
 
+def _merge_spf_into_live(server: DnsServer, props: dict[str, Any], current: RecordSet | None) -> dict[str, Any]:
+    """Merge our include into the SPF record the server holds now (adding one when there is none)
+    and return the outputs that remember what we wrote and what it replaced."""
+    merged = merge_spf(current.values if current else (), props["spf_include"])
+    if merged.replaced is None:
+        rfc2136.add_rr(server, props["zone"], current, props["name"], "TXT", int(props["ttl"]), merged.value)
+    elif merged.replaced != merged.value:
+        rfc2136.replace_rr(server, props["zone"], current, merged.replaced, merged.value)
+    return {"spf_value": merged.value, "spf_replaced": merged.replaced, "spf_warning": merged.warning}
+
+
 class RecordSetProvider(ResourceProvider):
     """Create / update / delete one record set with RFC 2136 prerequisites (see module doc)."""
 
@@ -64,13 +75,7 @@ class RecordSetProvider(ResourceProvider):
         server = _server(props)
         outs = dict(props)
         if props.get("mode") == "spf":
-            current = rfc2136.query(server, props["name"], "TXT")
-            merged = merge_spf(current.values if current else (), props["spf_include"])
-            if merged.replaced is None:
-                rfc2136.add_rr(server, props["zone"], current, props["name"], "TXT", int(props["ttl"]), merged.value)
-            elif merged.replaced != merged.value:
-                rfc2136.replace_rr(server, props["zone"], current, merged.replaced, merged.value)
-            outs.update(spf_value=merged.value, spf_replaced=merged.replaced, spf_warning=merged.warning)
+            outs.update(_merge_spf_into_live(server, props, rfc2136.query(server, props["name"], "TXT")))
         else:
             rs = _rs(props)
             rfc2136.create(server, props["zone"], rs)
@@ -96,12 +101,7 @@ class RecordSetProvider(ResourceProvider):
             if current is None or mine not in current.values:
                 # drift (R10): the plan showed it (diff reads live DNS); repair by merging our include
                 # into whatever SPF is there now, keeping the other mechanisms someone added
-                merged = merge_spf(current.values if current else (), news["spf_include"])
-                if merged.replaced is None:
-                    rfc2136.add_rr(server, news["zone"], current, news["name"], "TXT", int(news["ttl"]), merged.value)
-                elif merged.replaced != merged.value:
-                    rfc2136.replace_rr(server, news["zone"], current, merged.replaced, merged.value)
-                outs.update(spf_value=merged.value, spf_replaced=merged.replaced, spf_warning=merged.warning)
+                outs.update(_merge_spf_into_live(server, news, current))
                 return UpdateResult(outs)
             replaced = olds.get("spf_replaced")
             if replaced == mine:  # we adopted an SPF that already included us: keep it, add a new include

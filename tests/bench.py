@@ -102,7 +102,7 @@ def bench_dns() -> list[tuple]:
     import yaml
 
     from provision.account import AccountDns
-    from provision.program import DnsStack, backend_environment, empty_program
+    from provision.program import DnsStack, empty_program
     from provision.pulumi_cli import ensure_pulumi
     from mailcore import domains as domain_store
     from provision.account import DomainKeyInput

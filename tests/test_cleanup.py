@@ -2,14 +2,13 @@
 from __future__ import annotations
 
 import asyncio
-import base64
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 import dkim
 import pytest
 import sqlalchemy as sa
 
-from mailcore.cleanup import GTUBE, Cleanup, CleanupSettings, render
+from mailcore.cleanup import GTUBE, Cleanup, render
 from mailcore.store import tables as t
 from mailcore.store.crypto import SecretBox
 from mailcore.submit import REFUSALS, Recipient, Submission, SubmitRefused

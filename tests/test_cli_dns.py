@@ -6,7 +6,6 @@ from __future__ import annotations
 import shutil
 import subprocess
 
-import pytest
 import sqlalchemy as sa
 import yaml
 

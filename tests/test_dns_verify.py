@@ -2,11 +2,10 @@
 failed, drift, and R5's MX conflict."""
 from __future__ import annotations
 
-import pytest
 
 from mailcore.spec.model import DomainSpec, RegionSpec
 from provision import rfc2136
-from provision.records import desired_records, merge_spf, txt_value
+from provision.records import desired_records, txt_value
 from provision.verify import FAILED, USABLE, VERIFIED, drift, mx_conflict, verify_domain
 
 from .dnsfixtures import builtin_dns, dns_server, knot_dns, tsig_key  # noqa: F401

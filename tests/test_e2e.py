@@ -5,7 +5,6 @@ reject as spam and fail DNS; every final status and failed_type as the guide say
 an HTTP endpoint and in a queue; a resend to the invalid address refused."""
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import threading

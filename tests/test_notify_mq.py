@@ -8,13 +8,14 @@ import threading
 import pytest
 import sqlalchemy as sa
 
+from mailcore.api.app import ApiServer
 from mailcore.notify import mq, parse_event_body
 from mailcore.notify.mq import QUEUE_SETTINGS, QueueClient, QueueError, configure_queue, create_queue_app
 from mailcore.notify.worker import Notifier
 from mailcore.store import tables as t
 
 from .notifyfixtures import *  # noqa: F401,F403
-from .notifyfixtures import ACCOUNT, Served, insert_event, run
+from .notifyfixtures import ACCOUNT, insert_event, run
 
 ORDERS = "orders@mail.example.com"
 
@@ -158,7 +159,7 @@ def test_an_oversized_event_fails_its_queue_delivery(notify_store, clock):
 
 @pytest.fixture
 def queue_api(notify_store, clock):
-    served = Served(create_queue_app(notify_store, clock=clock, token="tok")).start()
+    served = ApiServer(create_queue_app(notify_store, clock=clock, token="tok")).start()
     yield served
     served.stop()
 

@@ -205,6 +205,16 @@ async def serve_api(store: Store, submitter: Submitter, host: str = "127.0.0.1",
     await server.serve()
 
 
+def listen_socket(host: str, port: int) -> socket.socket:
+    """A bound TCP socket for uvicorn (`serve(sockets=[...])`), so the port is known before serving.
+    IPPROTO_TCP spelled out: asyncio sets TCP_NODELAY on accepted sockets only when the listening
+    socket's proto says TCP; without it every response body waits ~40 ms behind delayed ACKs."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    return sock
+
+
 class ApiServer:
     """An ASGI app served by uvicorn on 127.0.0.1 in a background thread (tests, benchmarks).
 
@@ -213,11 +223,7 @@ class ApiServer:
 
     def __init__(self, app, host: str = "127.0.0.1", port: int = 0):
         self.app = app
-        # IPPROTO_TCP spelled out: asyncio sets TCP_NODELAY on accepted sockets only when the listening
-        # socket's proto says TCP; without it every response body waits ~40 ms behind delayed ACKs
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((host, port))
+        self.sock = listen_socket(host, port)
         self.host, self.port = self.sock.getsockname()
         self.server = _uvicorn(app)
         self.thread: threading.Thread | None = None
@@ -225,6 +231,10 @@ class ApiServer:
     @property
     def endpoint(self) -> str:
         return f"{self.host}:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.endpoint}"
 
     def start(self, timeout: float = 10.0) -> ApiServer:
         self.thread = threading.Thread(target=lambda: asyncio.run(self.server.serve(sockets=[self.sock])),

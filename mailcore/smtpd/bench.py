@@ -273,9 +273,7 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "cleanup", False):
         from mailcore.cleanup import Cleanup
         from mailcore.store.crypto import SecretBox
-
-        def factory(store):
-            return Cleanup(store, box=SecretBox.from_env())
+        factory = lambda store: Cleanup(store, box=SecretBox.from_env())  # noqa: E731
     result = run_example(factory, messages=getattr(args, "messages", 400), tls_mode=getattr(args, "tls", "starttls"))
     print(f"submitter: {'mailcore.cleanup (durable commit before each 250)' if factory else 'NullSubmitter (no writes)'}")
     print("\n".join(format_result(result)))

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable, Mapping
 
 from .emails import email_error
-from .issues import ERROR, WARNING, Issue, Location
+from .issues import WARNING, Issue, Location
 from .limits import TEMPLATE_VARIABLES, describe, limit
 from .model import AccountSpec
 
