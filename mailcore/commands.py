@@ -17,7 +17,7 @@ from rich.table import Table
 from mailcore import review as review_mod
 from mailcore.plan import (ApplyRefused, LockBusy, apply_config, actor, foreign_domains, make_plan, secret_box, utcnow)
 from mailcore.plan.render import render_text, to_json
-from mailcore.spec import load_account
+from mailcore.spec import ERROR, WARNING, load_account
 from mailcore.spec.validators import password_problems
 from mailcore.store import StoreError, open_store
 from mailcore.store import tables as t
@@ -48,9 +48,10 @@ def _load(config: str, store=None):
     root = Path(config)
     foreign = (lambda name: foreign_domains(store, name)) if store is not None else None
     loaded = load_account(root, foreign_domains=foreign)
-    for line in loaded.report.lines(Path.cwd()):
-        (err_console if ": warning: " not in line else console).print(line, style=None if ": warning: " not in line else "yellow",
-                                                                     markup=False)
+    for line in loaded.report.lines(Path.cwd(), ERROR):
+        err_console.print(line, markup=False)
+    for line in loaded.report.lines(Path.cwd(), WARNING):
+        console.print(line, style="yellow", markup=False)
     if not loaded.report.ok:
         n = len(loaded.report.errors)
         raise CommandError(f"{n} error{'s' * (n != 1)} in {root}; nothing was changed")

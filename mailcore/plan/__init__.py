@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 
 import sqlalchemy as sa
 
-from mailcore.spec import Loaded
+from mailcore.spec import WARNING, Loaded
 from mailcore.store import Store
 from mailcore.store import tables as t
 from mailcore.store.crypto import MasterKeyError, SecretBox
@@ -56,7 +56,7 @@ def make_plan(conn, loaded: Loaded, box: SecretBox | None, now: datetime) -> tup
     want = state.desired(spec, loaded.secrets, box)
     account_id, have = state.current(conn, spec.name, box)
     plan = compute(spec.name, want, have, account_exists=account_id is not None)
-    plan.warnings = [line for line in loaded.report.lines(spec.root.parent) if ": warning: " in line]
+    plan.warnings = loaded.report.lines(spec.root.parent, WARNING)
     check_refusals(conn, plan, account_id, spec.timezone, now)
     return plan, account_id
 

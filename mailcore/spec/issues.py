@@ -62,9 +62,12 @@ class Report:
     def ok(self) -> bool:
         return not self.errors
 
-    def lines(self, relative_to: Path | None = None) -> list[str]:
+    def lines(self, relative_to: Path | None = None, severity: str | None = None) -> list[str]:
+        """The printed findings, sorted; `severity` keeps only errors or only warnings."""
         out = []
         for loc, issue in self.issues:
+            if severity is not None and issue.severity != severity:
+                continue
             file = loc.file
             if relative_to is not None:
                 try:
