@@ -74,13 +74,20 @@ class Catalog:
         view = self.sender(address)
         if view is None or not view.password_hash:
             return None
-        memo = hashlib.sha256(f"{view.password_hash}\x00{password}".encode()).digest()
-        if memo in self._verified:
+        if self.remembered_password(view, password):
             return view
         if verify_password(password, view.password_hash):
-            self._verified.add(memo)
+            self._verified.add(self._memo(view, password))
             return view
         return None
+
+    def remembered_password(self, view: SenderView, password: str) -> bool:
+        """`password` was verified against this sender's current hash before (no scrypt, no store)."""
+        return bool(view.password_hash) and self._memo(view, password) in self._verified
+
+    @staticmethod
+    def _memo(view: SenderView, password: str) -> bytes:
+        return hashlib.sha256(f"{view.password_hash}\x00{password}".encode()).digest()
 
     def access_key(self, access_key_id: str) -> AccessKeyView | None:
         q = (sa.select(t.api_keys.c.access_key_id, t.accounts.c.name, t.api_keys.c.secret_enc, t.api_keys.c.enabled)

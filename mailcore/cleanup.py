@@ -27,11 +27,10 @@ from email.message import EmailMessage
 from email.parser import BytesParser
 from email.utils import format_datetime, formataddr, make_msgid
 from typing import Callable
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import sqlalchemy as sa
 
-from mailcore import dkimsign, queue
+from mailcore import dkimsign, queue, quota
 from mailcore.catalog import SENDABLE_DOMAIN_STATUSES, Catalog, SenderView
 from mailcore.store import Store
 from mailcore.store import tables as t
@@ -91,26 +90,26 @@ class Signer:
 
 @dataclass
 class _Prepared:
-    sub: Submission
+    """A submission that passed the checks, with its rows ready to write."""
     sender: SenderView
     account_id: int
     timezone: str
     quota: tuple[int, int]
     message: dict
     recipients: list[dict]
+
+
+@dataclass
+class _Work:
+    """One submission on its way through the writer, and how its caller is told the outcome."""
+    sub: Submission
+    prepared: _Prepared | None = None  # None: the writer prepares it
     future: asyncio.Future | None = None
     loop: asyncio.AbstractEventLoop | None = None
-    result: SubmitResult | None = None
     progress: Callable[[int, int], None] | None = None  # (written, total) while recipients are written
+    result: SubmitResult | None = None
     error: BaseException | None = None
     done: threading.Event = field(default_factory=threading.Event)
-
-
-def _tz(name: str):
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return timezone.utc
 
 
 class Cleanup:
@@ -135,25 +134,24 @@ class Cleanup:
 
     async def submit(self, sub: Submission) -> SubmitResult:
         loop = asyncio.get_running_loop()
-        if self._cached(sub.sender) and sub.template is None:
-            # no I/O to wait for (the sender's context is remembered): building and signing a
-            # message is CPU work, and a thread hop would only add switching and GIL contention
-            prepared = self.prepare(sub)
-        else:
-            prepared = await loop.run_in_executor(None, self.prepare, sub)
-        prepared.loop, prepared.future = loop, loop.create_future()
-        self._inbox.put(prepared)
-        return await prepared.future
+        work = _Work(sub, loop=loop, future=loop.create_future())
+        if sub.template is not None or not self._cached(sub.sender):
+            # store reads first (the sender's context, a batch's list and template): off the
+            # writer, so they never hold up the group being committed
+            work.prepared = await loop.run_in_executor(None, self.prepare, sub)
+        # else the writer builds and signs it: the event loop keeps serving sessions, and the
+        # RSA signature (OpenSSL, outside the GIL) runs on another core
+        self._inbox.put(work)
+        return await work.future
 
     def submit_sync(self, sub: Submission, progress=None) -> SubmitResult:
         """For synchronous callers (batch jobs, tests): same checks, same writer."""
-        prepared = self.prepare(sub)
-        prepared.progress = progress
-        self._inbox.put(prepared)
-        prepared.done.wait()
-        if prepared.error:
-            raise prepared.error
-        return prepared.result
+        work = _Work(sub, prepared=self.prepare(sub), progress=progress)
+        self._inbox.put(work)
+        work.done.wait()
+        if work.error:
+            raise work.error
+        return work.result
 
     # --- deciding and building (any thread) ------------------------------------------------
 
@@ -220,7 +218,7 @@ class Cleanup:
         recipients = [{"rcpt": r.address.lower() if sub.source != "smtp" else r.address,
                        "variables": {**r.variables, "EAddr": r.address} if sub.template is not None else None}
                       for r in sub.recipients]
-        return _Prepared(sub, sender, acct[0], acct[1], (acct[2], acct[3]), message, recipients)
+        return _Prepared(sender, acct[0], acct[1], (acct[2], acct[3]), message, recipients)
 
     def _expand_batch(self, sub: Submission, sender: SenderView) -> None:
         """A batch names an approved template and (unless it lists its recipients) a recipient list."""
@@ -318,12 +316,21 @@ class Cleanup:
                     self._inbox.put(None)
                     break
                 batch.append(item)
-            self._write(batch)
+            for work in batch:
+                if work.prepared is None:
+                    try:
+                        work.prepared = self.prepare(work.sub)
+                    except Exception as exc:  # a refusal, or a failure: that submission only
+                        work.error = exc
+            self._write([w for w in batch if w.error is None])
+            _notify(batch)
 
-    def _write(self, batch: list[_Prepared]) -> None:
+    def _write(self, batch: list[_Work]) -> None:
         """One transaction for the whole group. Refusals are decided before anything of that
         submission is written (invalid addresses, then quota), so no savepoints are needed; the
         quota of a group is charged in one statement per account and period when it fits."""
+        if not batch:
+            return
         now = self.clock()
         try:
             with self.store.transaction(immediate=True) as conn:
@@ -331,110 +338,106 @@ class Cleanup:
                 live = self._charge(conn, live, now)
                 self._insert(conn, live, now)
         except Exception as exc:  # the commit failed: nothing in this batch was acknowledged
-            for p in batch:
-                p.result, p.error = None, exc
-        for p in batch:
-            if p.loop is not None:
-                p.loop.call_soon_threadsafe(_settle, p)
-            p.done.set()
+            for w in batch:
+                w.result, w.error = None, exc
 
-    def _screen_invalid(self, conn, batch: list[_Prepared]) -> list[_Prepared]:
+    def _screen_invalid(self, conn, batch: list[_Work]) -> list[_Work]:
         by_account: dict[int, set[str]] = {}
-        for p in batch:
-            by_account.setdefault(p.account_id, set()).update(r["rcpt"].lower() for r in p.recipients)
+        for w in batch:
+            by_account.setdefault(w.prepared.account_id, set()).update(r["rcpt"].lower() for r in w.prepared.recipients)
         bad: set[tuple[int, str]] = set()
-        c = t.invalid_addresses.c
         for account_id, rcpts in by_account.items():
             rcpts = sorted(rcpts)
             for i in range(0, len(rcpts), 900):
-                q = sa.select(c.address).where(c.account_id == account_id, c.address.in_(rcpts[i:i + 900]))
-                bad.update((account_id, a) for a in conn.execute(q).scalars())
+                found = conn.execute(_INVALID_AMONG, {"a": account_id, "addresses": rcpts[i:i + 900]}).scalars()
+                bad.update((account_id, a) for a in found)
         if not bad:
             return batch
         live = []
-        for p in batch:
+        for w in batch:
+            p = w.prepared
             hit = next((r["rcpt"] for r in p.recipients if (p.account_id, r["rcpt"].lower()) in bad), None)
             if hit:
-                p.error = SubmitRefused("invalid-rcpt", hit)
+                w.error = SubmitRefused("invalid-rcpt", hit)
             else:
-                live.append(p)
+                live.append(w)
         return live
 
-    def _charge(self, conn, batch: list[_Prepared], now: datetime) -> list[_Prepared]:
-        groups: dict[int, list[_Prepared]] = {}
-        for p in batch:
-            groups.setdefault(p.account_id, []).append(p)
+    def _charge(self, conn, batch: list[_Work], now: datetime) -> list[_Work]:
+        groups: dict[int, list[_Work]] = {}
+        for w in batch:
+            groups.setdefault(w.prepared.account_id, []).append(w)
         live = []
-        for account_id, subs in groups.items():
-            p0 = subs[0]
-            total = sum(len(p.recipients) for p in subs)
+        for account_id, works in groups.items():
+            p0 = works[0].prepared
+            total = sum(len(w.prepared.recipients) for w in works)
             try:
-                charge_quota(conn, account_id, p0.timezone, p0.quota, total, now)
-                live += subs
+                quota.charge(conn, account_id, p0.timezone, p0.quota, total, now)
+                live += works
                 continue
             except SubmitRefused:
                 pass  # the group does not fit as a whole: charge one submission at a time, in order
-            for p in subs:
+            for w in works:
                 try:
-                    charge_quota(conn, account_id, p.timezone, p.quota, len(p.recipients), now)
-                    live.append(p)
+                    quota.charge(conn, account_id, p0.timezone, p0.quota, len(w.prepared.recipients), now)
+                    live.append(w)
                 except SubmitRefused as exc:
-                    p.error = exc
+                    w.error = exc
         return live
 
-    def _insert(self, conn, batch: list[_Prepared], now: datetime) -> None:
-        plain = [p for p in batch if p.sub.template is None and p.progress is None]
+    def _insert(self, conn, batch: list[_Work], now: datetime) -> None:
+        plain = [w for w in batch if w.sub.template is None and w.progress is None]
         if plain:
-            ids = queue.enqueue_many(conn, [(p.message, p.recipients) for p in plain], now)
-            for p, message_id in zip(plain, ids):
-                p.result = SubmitResult(env_id=str(message_id), recipients=len(p.recipients))
-        for p in batch:
-            if p.result is None:
-                p.result = self._insert_one(conn, p, now)
+            ids = queue.enqueue_many(conn, [(w.prepared.message, w.prepared.recipients) for w in plain], now)
+            for w, message_id in zip(plain, ids):
+                w.result = SubmitResult(env_id=str(message_id), recipients=len(w.prepared.recipients))
+        for w in batch:
+            if w.result is None:
+                w.result = self._insert_one(conn, w, now)
 
-    def _insert_one(self, conn, p: _Prepared, now: datetime) -> SubmitResult:
+    def _insert_one(self, conn, w: _Work, now: datetime) -> SubmitResult:
         """A batch job (its own row and a progress callback) or anything else written alone."""
+        p, sub = w.prepared, w.sub
         n = len(p.recipients)
-        if p.sub.template is not None:
+        if sub.template is not None:
             p.message["batch_job_id"] = conn.execute(sa.insert(t.batch_jobs).values(
-                account_id=p.account_id, receivers_list=p.sub.receivers_list or "", template=p.sub.template,
-                sender=p.sender.address, tag=p.sub.tag, address_type=p.sub.address_type, tracking=bool(p.sub.tracking),
+                account_id=p.account_id, receivers_list=sub.receivers_list or "", template=sub.template,
+                sender=p.sender.address, tag=sub.tag, address_type=sub.address_type, tracking=bool(sub.tracking),
                 status="queued", request_count=n, created_at=now).returning(t.batch_jobs.c.id)).scalar()
-        message_id = queue.enqueue(conn, p.message, p.recipients, now, p.progress)
-        if p.sub.template is not None:
+        message_id = queue.enqueue(conn, p.message, p.recipients, now, w.progress)
+        if sub.template is not None:
             conn.execute(sa.update(t.batch_jobs).where(t.batch_jobs.c.id == p.message["batch_job_id"]).values(
                 env_id=str(message_id)))
         return SubmitResult(env_id=str(message_id), recipients=n)
 
 
-def _settle(p: _Prepared) -> None:
-    if p.future.done():
-        return
-    if p.error is not None:
-        p.future.set_exception(p.error)
-    else:
-        p.future.set_result(p.result)
+_INVALID_AMONG = sa.select(t.invalid_addresses.c.address).where(
+    t.invalid_addresses.c.account_id == sa.bindparam("a"),
+    t.invalid_addresses.c.address.in_(sa.bindparam("addresses", expanding=True)))
 
 
-def charge_quota(conn, account_id: int, tz_name: str, quota: tuple[int, int], n: int, now: datetime) -> None:
-    """Count n recipients against the day's and the month's quota atomically (R2), or refuse."""
-    local = now.astimezone(_tz(tz_name))
-    periods = ((f"d:{local:%Y-%m-%d}", quota[0], "quota-daily"), (f"m:{local:%Y-%m}", quota[1], "quota-monthly"))
-    dialect = conn.dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    c = t.quota_counters.c
-    for period, cap, reason in periods:
-        conn.execute(insert(t.quota_counters).values(account_id=account_id, period=period, used=0).on_conflict_do_nothing())
-        updated = conn.execute(sa.update(t.quota_counters).where(c.account_id == account_id, c.period == period,
-                                                                 c.used + n <= cap).values(used=c.used + n)).rowcount
-        if updated != 1:
-            used = conn.execute(sa.select(c.used).where(c.account_id == account_id, c.period == period)).scalar()
-            if used < cap:
-                raise SubmitRefused("quota-insufficient", f"{n} recipients, {cap - used} left in {period[2:]}")
-            raise SubmitRefused(reason, f"{used} of {cap} used in {period[2:]}")
+def _notify(batch: list[_Work]) -> None:
+    """Tell every caller of the group its outcome: one wake-up per event loop, not per submission."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[_Work]] = {}
+    for w in batch:
+        if w.loop is not None:
+            by_loop.setdefault(w.loop, []).append(w)
+        w.done.set()
+    for loop, works in by_loop.items():
+        try:
+            loop.call_soon_threadsafe(_settle, works)
+        except RuntimeError:  # that loop has closed: its callers are gone
+            pass
+
+
+def _settle(works: list[_Work]) -> None:
+    for w in works:
+        if w.future.done():
+            continue
+        if w.error is not None:
+            w.future.set_exception(w.error)
+        else:
+            w.future.set_result(w.result)
 
 
 _VAR = re.compile(r"\{(EAddr|UserName|NickName|Gender|Birthday|Mobile)\}")

@@ -445,3 +445,41 @@ def test_idle_client_gets_421_timeout(start_smtpd):
         assert f.readline().startswith(b"220 ")
         assert f.readline().decode().rstrip("\r\n") == reply("timeout")
         assert f.readline() == b""  # closed
+
+
+def test_auth_within_the_lookup_ttl_reads_nothing_and_a_new_password_counts_after_it(start_smtpd, client_tls,
+                                                                                     smtp_store):
+    from mailcore.store.crypto import hash_password
+
+    server = start_smtpd(lookup_cache_seconds=30)
+    lookups = server.handler.lookups
+    reads = []
+    verify = server.handler.catalog.verify_smtp
+    server.handler.catalog.verify_smtp = lambda *a: reads.append(a) or verify(*a)
+    for _ in range(3):
+        logged_in(server, client_tls).quit()
+    assert len(reads) == 1  # the first AUTH read the store (and ran scrypt); the others used the cache
+    set_rows(smtp_store, t.senders, t.senders.c.address == ORDERS, smtp_password_hash=hash_password("New-Pass-2026"))
+    logged_in(server, client_tls).quit()  # the old password, still within the ttl
+    lookups.ttl = 0  # the ttl has passed
+    with pytest.raises(smtplib.SMTPAuthenticationError):
+        logged_in(server, client_tls)
+    logged_in(server, client_tls, password="New-Pass-2026").quit()
+    assert len(reads) == 4  # the refused login tried PLAIN, then LOGIN: two reads
+
+
+def test_a_wrong_password_is_never_taken_from_the_cache(start_smtpd, client_tls):
+    server = start_smtpd(lookup_cache_seconds=30)
+    logged_in(server, client_tls).quit()
+    with pytest.raises(smtplib.SMTPAuthenticationError):
+        logged_in(server, client_tls, password="not-the-password")
+
+
+def test_a_multi_line_reply_is_one_write(smtpd):
+    with socket.create_connection(("127.0.0.1", smtpd.port), timeout=10) as s:
+        s.recv(1024)
+        s.sendall(b"EHLO client.test\r\n")
+        first = s.recv(65536).decode()  # one segment holds the whole reply
+    lines = first.rstrip("\r\n").split("\r\n")
+    assert len(lines) > 3 and all(x[3] == "-" for x in lines[:-1]) and lines[-1][3] == " "
+    assert "STARTTLS" in [x[4:] for x in lines]

@@ -145,9 +145,15 @@ AIOSMTPD_LINES: list[tuple[re.Pattern, str, str]] = [(re.compile(p), kind, name)
 ]]
 
 
+_BY_CODE: dict[str, list[tuple[re.Pattern, str, str]]] = {}
+for _row in AIOSMTPD_LINES:  # each line is tried only against the rows of its own reply code
+    for _code in set(re.findall(r"\b[2-5][0-9][0-9]\b", _row[0].pattern)):
+        _BY_CODE.setdefault(_code, []).append(_row)
+
+
 def translate(line: str) -> str | None:
     """Our line for one of aiosmtpd's literal replies, or None when `line` is not one of them."""
-    for pattern, kind, name in AIOSMTPD_LINES:
+    for pattern, kind, name in _BY_CODE.get(line[:3], ()):
         m = pattern.fullmatch(line)
         if m:
             return reply(name, **m.groupdict()) if kind == "reply" else refusal(name)

@@ -228,6 +228,7 @@ class SubmissionSMTP(SMTP):
         self.handler = handler
         self.implicit_tls = implicit_tls
         self.greeted = False
+        self._continued: list[str] = []  # lines of a multi-line reply, written with its last line
         self.idle = asyncio.Event()
         self.idle.set()
         self._pending_dsn: dict[str, str] = {}
@@ -235,6 +236,15 @@ class SubmissionSMTP(SMTP):
         # aiosmtpd's own TLS rule for AUTH knows only STARTTLS; smtp_AUTH below applies ours
         # (implicit TLS, loopback). Passing False above would make aiosmtpd warn on every connection.
         self._auth_require_tls = False
+
+    def __dir__(self) -> list[str]:
+        """What aiosmtpd's __init__ looks for on every connection: the smtp_* commands and the
+        auth_* mechanisms. It runs inspect.getmembers() over dir(self), which would otherwise
+        evaluate every attribute and property of the protocol object for each new client."""
+        cls = type(self)
+        if "_command_names" not in cls.__dict__:
+            cls._command_names = [n for n in dir(cls) if n.startswith(("smtp_", "auth_"))]
+        return cls._command_names
 
     # -- state
     def _create_session(self) -> Session:
@@ -287,6 +297,13 @@ class SubmissionSMTP(SMTP):
                 status = reply("greeting", hostname=self.hostname)
             else:
                 status = translate(status) or status
+            if status[3:4] == "-":  # a multi-line reply (EHLO) goes out in one write, with its last line
+                self._continued.append(status)
+                return
+            if self._continued:
+                self._continued.append(status)
+                status = "\r\n".join(self._continued)
+                self._continued.clear()
         await super().push(status)
         if not self.idle.is_set():  # the reply to a DATA in flight went out
             self.idle.set()
@@ -350,13 +367,17 @@ class SubmissionSMTP(SMTP):
         except UnicodeDecodeError:
             view = None
         else:
-            view = await asyncio.to_thread(self.handler.catalog.verify_smtp, user, secret)
+            view = self.handler.lookups.cached_sender(user)
+            if view is None or not self.handler.catalog.remembered_password(view, secret):
+                # not looked up within the cache's ttl, or a password not verified yet: the store (and scrypt)
+                view = await asyncio.to_thread(self.handler.catalog.verify_smtp, user, secret)
+                if view is not None:
+                    self.handler.lookups.remember_sender(view)  # a fresh read seeds MAIL FROM's cache
         if view is None:
             log.warning("client=%s sasl_method=AUTH sasl_username=%s: authentication failed",
                         self.client_ip, login.decode("utf-8", "replace")[:254])
             return AuthResult(success=False, handled=False, message=refusal("auth-failed"))
         log.info("client=%s sasl_username=%s: authenticated", self.client_ip, view.address)
-        self.handler.lookups.remember_sender(view)
         return AuthResult(success=True, auth_data=view, message=reply("auth-ok"))
 
     # -- DSN parameters (advertised, so accepted)
@@ -396,6 +417,11 @@ class SenderLookups:
 
     def _fresh(self, entry):
         return entry is not None and self.monotonic() - entry[0] < self.ttl
+
+    def cached_sender(self, address: str) -> SenderView | None:
+        """The sender's view when it was looked up less than `ttl` seconds ago, else None."""
+        cached = self._senders.get(address.lower())
+        return cached[1] if self._fresh(cached) else None
 
     def remember_sender(self, view: SenderView) -> None:
         if self.ttl:
