@@ -302,26 +302,28 @@ class Cleanup:
     # --- writing (the writer thread) -----------------------------------------------------
 
     def _write_loop(self) -> None:
-        while True:
-            first = self._inbox.get()
-            if first is None:
+        """Group commit: build and sign each submission as it arrives, taking in those that
+        arrive meanwhile, and commit the group once nothing more is waiting (or it is large)."""
+        closing = False
+        while not closing:
+            work = self._inbox.get()
+            if work is None:
                 return
-            batch = [first]
-            while len(batch) < 256:
-                try:
-                    item = self._inbox.get_nowait()
-                except _queue.Empty:
-                    break
-                if item is None:
-                    self._inbox.put(None)
-                    break
-                batch.append(item)
-            for work in batch:
+            batch: list[_Work] = []
+            while work is not None:
                 if work.prepared is None:
                     try:
                         work.prepared = self.prepare(work.sub)
                     except Exception as exc:  # a refusal, or a failure: that submission only
                         work.error = exc
+                batch.append(work)
+                if len(batch) >= 256:
+                    break
+                try:
+                    work = self._inbox.get_nowait()
+                except _queue.Empty:
+                    break
+                closing = work is None  # finish this group, then stop
             self._write([w for w in batch if w.error is None])
             _notify(batch)
 

@@ -234,3 +234,24 @@ def test_settings_from_a_config_mapping(tmp_path):
         SmtpSettings.from_mapping({"region": "cn-hangzhou", "max_rcpt": 3})
     with pytest.raises(SmtpConfigError, match="'region' is required"):
         SmtpSettings.from_mapping({"port": 25})
+
+
+# --- MAIL FROM / RCPT TO paths: the fast path answers exactly as aiosmtpd's parser -------------
+
+PATHS = ["<a@b.c>", "<a@b.c> SIZE=100", " <a@b.c>", "<a.b@c-d.e>  BODY=8BITMIME", "<A@B.C>", "<a@b.c>x",
+         "<a..b@c>", '<"q x"@b.c>', "<@r:a@b.c>", "<>", "<a@[1.2.3.4]>", "<a@b.c.>", "<a@-b.c>", "<a@b.c>\t SIZE=1",
+         "<a@b.c> (comment) SIZE=1", "<a@b.c> SIZE=1 (c)", "a@b.c", "<a@b.c", "a@b.c>", "<a b@c.d>", "<.a@b.c>",
+         "<a.@b.c>", "<a@b..c>", "<user+tag@mail.example.com> NOTIFY=NEVER", "<" + "x" * 70 + "@b.c>", "", "<a@b.c> ",
+         "<a@b.c>  SIZE=1  ", "<üser@b.c>", "<a@bü.c>", "<a@b.c> BODY=8BITMIME SMTPUTF8"]
+
+
+@pytest.mark.parametrize("arg", PATHS)
+@pytest.mark.parametrize("local_part_limit", [0, 64])
+def test_getaddr_matches_aiosmtpd(arg, local_part_limit):
+    from aiosmtpd.smtp import SMTP
+
+    from mailcore.smtpd.server import SubmissionSMTP, _SIMPLE_PATH
+    ours, theirs = SubmissionSMTP.__new__(SubmissionSMTP), SMTP.__new__(SMTP)
+    ours.local_part_limit = theirs.local_part_limit = local_part_limit
+    assert ours._getaddr(arg) == theirs._getaddr(arg)
+    assert sum(bool(_SIMPLE_PATH.fullmatch(a)) for a in PATHS) >= 12  # the fast path is taken for the common forms

@@ -9,12 +9,14 @@ A warm-up session runs first against each server (the first AUTH pays scrypt; la
 the catalog's memo, as a steady-state client does).
 
 `measure()` is the bounded function `invoke bench` calls with the real cleanup as submitter;
-`run_example()` builds a throwaway store with one sender so it runs anywhere.
+`run_example()` builds a throwaway store with one sender (its domain holding a 2048-bit DKIM key,
+so every message is signed as in production) so it runs anywhere.
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import json
 import os
 import smtplib
@@ -208,12 +210,26 @@ def _example_account(root: Path) -> None:
     ]) + "\n")
 
 
+def _dkim_key() -> tuple[str, str]:
+    """(PKCS#8 PEM private key, base64 DER public key), 2048 bits like the keys apply generates."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption()).decode()
+    der = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return pem, base64.b64encode(der).decode()
+
+
 def run_example(submitter_factory: Callable[[object], Submitter] | None = None, **kwargs) -> dict:
     """measure() against a throwaway SQLite store holding one ready sender.
     `submitter_factory(store)` gives the submitter (default: NullSubmitter)."""
     import sqlalchemy as sa
 
+    from mailcore.domains import save_keys
     from mailcore.plan import apply_config, secret_box
+    from mailcore.store.crypto import SecretBox
     from mailcore.spec import load_account
     from mailcore.store import open_store
     from mailcore.store import tables as t
@@ -229,10 +245,13 @@ def run_example(submitter_factory: Callable[[object], Submitter] | None = None, 
         store = open_store(f"sqlite:///{tmp}/bench.db")
         try:
             apply_config(store, loaded, secret_box(loaded))
+            now = datetime.now(timezone.utc)
             with store.transaction() as conn:  # ready to send: verified, past the R15 delay, no allow-list
                 conn.execute(sa.update(t.domains).values(status="verified"))
-                conn.execute(sa.update(t.senders).values(created_at=datetime.now(timezone.utc) - timedelta(days=1)))
+                conn.execute(sa.update(t.senders).values(created_at=now - timedelta(days=1)))
                 conn.execute(sa.update(t.accounts).values(allowlist_enabled=False))
+                # a 2048-bit DKIM key as apply stores it: every message is signed, as in production
+                save_keys(conn, SecretBox.from_env(), {"mail.bench.example": ("bench", "dm", *_dkim_key())}, now)
             submitter = submitter_factory(store) if submitter_factory else NullSubmitter()
             try:
                 return asyncio.run(measure(catalog=Catalog(store), submitter=submitter, sender=SENDER,

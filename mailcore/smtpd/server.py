@@ -195,6 +195,12 @@ def take_dsn_params(arg: str, names: tuple[str, ...]) -> tuple[str, dict[str, st
 
 # --- the protocol --------------------------------------------------------------------------
 
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+# <dot-atom@domain> and what follows: the paths nearly every client sends. Anything else (quoted
+# local parts, source routes, address literals, comments, <>) goes to aiosmtpd's full RFC 5322
+# parser, which costs some 50 microseconds per address.
+_SIMPLE_PATH = re.compile(rf"[ \t]*<((?:{_ATOM}\.)*{_ATOM}@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*)>[ \t]*([^(]*)", re.S)
+
 class SubmissionSession(Session):
     """aiosmtpd's Session without the deprecation warning it logs on every successful AUTH."""
 
@@ -379,6 +385,13 @@ class SubmissionSMTP(SMTP):
             return AuthResult(success=False, handled=False, message=refusal("auth-failed"))
         log.info("client=%s sasl_username=%s: authenticated", self.client_ip, view.address)
         return AuthResult(success=True, auth_data=view, message=reply("auth-ok"))
+
+    def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
+        """(address, rest of the line) of a MAIL FROM or RCPT TO argument, as aiosmtpd's own."""
+        m = _SIMPLE_PATH.fullmatch(arg) if arg else None
+        if m is None or (self.local_part_limit and len(m.group(1).rpartition("@")[0]) > self.local_part_limit):
+            return super()._getaddr(arg)
+        return m.group(1), m.group(2)
 
     # -- DSN parameters (advertised, so accepted)
     async def smtp_MAIL(self, arg: str | None) -> None:
