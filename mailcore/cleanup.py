@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from email import policy
 from email.message import EmailMessage
-from email.parser import BytesParser
 from email.utils import format_datetime, formataddr, make_msgid
 from typing import Callable
 
@@ -276,19 +275,19 @@ class Cleanup:
         head, sep, body = sub.raw_message.partition(b"\r\n\r\n")
         if not sep:
             head, sep, body = sub.raw_message.partition(b"\n\n")
-        # compat32: the header values as sent, without the header registry's (costly) parsing
-        headers = BytesParser(policy=policy.compat32).parsebytes(head + b"\r\n\r\n", headersonly=True)
+        headers = header_values(head)
         extra = b""
-        message_id = headers.get("Message-ID")
+        message_id = headers.get("message-id")
         if not message_id:
             message_id = make_msgid(domain=sender.domain)
             extra += f"Message-ID: {message_id}\r\n".encode()
-        if not headers.get("Date"):
+        if not headers.get("date"):
             extra += f"Date: {format_datetime(now)}\r\n".encode()
-        # X-AliDM-Trace is an instruction to the service (R21), not part of the message
-        head = re.sub(rb"(?im)^X-AliDM-Trace:.*(?:\r?\n[ \t].*)*\r?\n?", b"", head + b"\r\n").rstrip(b"\r\n")
+        if "x-alidm-trace" in headers:  # an instruction to the service (R21), not part of the message
+            head = _TRACE_FIELD.sub(b"", head + b"\r\n").rstrip(b"\r\n")
         content = extra + head + b"\r\n\r\n" + body
-        return {"message_id": message_id, "subject": headers.get("Subject"), "content": self.signer.sign(sender.domain, content)}
+        return {"message_id": message_id, "subject": headers.get("subject"),
+                "content": self.signer.sign(sender.domain, content)}
 
     def _batch_content(self, sub: Submission, sender: SenderView) -> dict:
         template = {"subject": sub.subject or "", "html": sub.html_body or "", "text": sub.text_body,
@@ -440,6 +439,21 @@ def _settle(works: list[_Work]) -> None:
             w.future.set_exception(w.error)
         else:
             w.future.set_result(w.result)
+
+
+# the header fields cleanup reads from a submitted message: name, then the value as sent
+# (continuation lines included), as the compat32 parser would give it, without parsing the rest
+_FIELDS = re.compile(rb"^(message-id|date|subject|x-alidm-trace):[ \t]*([^\r\n]*(?:\r?\n[ \t][^\r\n]*)*)", re.I | re.M)
+_TRACE_FIELD = re.compile(rb"(?im)^X-AliDM-Trace:.*(?:\r?\n[ \t].*)*\r?\n?")
+
+
+def header_values(head: bytes) -> dict[str, str]:
+    """{lower-case name: value} of the first Message-ID, Date, Subject and X-AliDM-Trace fields
+    of a header block (undecodable bytes replaced)."""
+    found: dict[str, str] = {}
+    for m in _FIELDS.finditer(head):
+        found.setdefault(m.group(1).decode().lower(), m.group(2).decode("utf-8", "replace"))
+    return found
 
 
 _VAR = re.compile(r"\{(EAddr|UserName|NickName|Gender|Birthday|Mobile)\}")

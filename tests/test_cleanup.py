@@ -174,3 +174,27 @@ def test_quota_is_counted_atomically_under_concurrency(cleanup, ready_store):
     results = asyncio.run(go())
     assert sum(not isinstance(r, Exception) for r in results) == 25
     assert len(rows(ready_store, t.queue_recipients)) == 25
+
+
+HEADS = [
+    b"From: a@b.c\r\nTo: d@e.f\r\nSubject: hi\r\nMessage-ID: <1@b.c>\r\nDate: Fri, 27 Nov 2026 08:00:00 +0000",
+    b"subject: lower case\r\nmessage-id:<2@b.c>",
+    b"Subject: folded\r\n over two\r\n\tlines\r\nX-AliDM-Trace: eyJPcGVuVHJhY2UiOiAiMSJ9\r\nTo: x@y.z",
+    b"Subject: first\r\nSubject: second\r\nDate:",
+    b"X-Subject: not this\r\nSubject: this one",
+    b"From: a@b.c\nSubject: bare LF\nMessage-ID: <3@b.c>",
+    b"Subject: =?utf-8?B?5L2g5aW9?=\r\nMessage-ID:   <spaces@b.c>  ",
+    b"To: someone\r\n",
+]
+
+
+@pytest.mark.parametrize("head", HEADS)
+def test_header_values_read_as_the_compat32_parser_reads_them(head):
+    from email import policy
+    from email.parser import BytesParser
+
+    from mailcore.cleanup import header_values
+    parsed = BytesParser(policy=policy.compat32).parsebytes(head + b"\r\n\r\n", headersonly=True)
+    ours = header_values(head)
+    for name in ("Message-ID", "Date", "Subject", "X-AliDM-Trace"):
+        assert ours.get(name.lower()) == parsed.get(name), name
