@@ -483,3 +483,75 @@ def test_a_multi_line_reply_is_one_write(smtpd):
     lines = first.rstrip("\r\n").split("\r\n")
     assert len(lines) > 3 and all(x[3] == "-" for x in lines[:-1]) and lines[-1][3] == " "
     assert "STARTTLS" in [x[4:] for x in lines]
+
+
+# --- DATA read in chunks: the same content and replies as aiosmtpd's line-by-line reading --------
+
+def _data_payloads() -> list[bytes]:
+    h = b"From: <orders@mail.example.com>\r\nTo: <bob@example.org>\r\nSubject: t\r\n\r\n"
+    return [
+        b"",  # an empty message
+        h + b"plain body\r\n",
+        b".leading dot on the first line\r\n" + h[2:] + b"x\r\n",
+        h + b"..\r\n.hidden\r\n...two dots\r\nend\r\n",
+        h + b"bare\nLF inside\r\n",
+        h + b"a" * 998 + b"\r\nok\r\n",  # 1000 bytes with CRLF: allowed
+        h + b"a" * 999 + b"\r\n",  # 1001 with CRLF: still allowed
+        h + b"a" * 1000 + b"\r\n",  # one over
+        b"b" * 1500 + b"\r\n",  # an over-long first line
+        h + (b"c" * 70 + b"\r\n") * 40,  # 2,880 bytes: over a 2,048-byte limit
+        h + (b"d" * 70 + b"\r\n") * 25 + b"." + b"e" * 20 + b"\r\n",  # just under it, dot-stuffed
+    ]
+
+
+@pytest.mark.parametrize("index", range(len(_data_payloads())))
+def test_data_reads_as_aiosmtpd_does(start_smtpd, submitter, smtpd_loop, index):
+    import asyncio
+
+    from aiosmtpd.smtp import SMTP as AioSMTP
+
+    from mailcore.smtpd.replies import translate
+    payload = _data_payloads()[index]
+    got = []
+
+    class Keep:
+        async def handle_DATA(self, server, session, envelope):
+            got.append(envelope.original_content)
+            return "250 OK"
+
+    async def start_plain():
+        loop = asyncio.get_running_loop()
+        return await loop.create_server(lambda: AioSMTP(Keep(), data_size_limit=2048, loop=loop), "127.0.0.1", 0)
+
+    plain = smtpd_loop.run(start_plain())
+    ours = start_smtpd(tls_mode="none", allow_plain_auth_on_loopback=True, max_message_bytes=2048)
+    auth = base64.b64encode(f"\0{ORDERS}\0{ORDERS_PASSWORD}".encode()).decode()
+
+    def exchange(port: int, login: bool) -> str:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            f = s.makefile("rb")
+
+            def final_reply():
+                while (raw := f.readline().decode().rstrip("\r\n"))[3:4] != " ":
+                    pass
+                return raw
+            final_reply()
+            for command in ["EHLO client.test"] + ([f"AUTH PLAIN {auth}"] if login else []) + [
+                    f"MAIL FROM:<{ORDERS}>", "RCPT TO:<bob@example.org>", "DATA"]:
+                s.sendall(command.encode() + b"\r\n")
+                final_reply()
+            s.sendall(payload + b".\r\nNOOP\r\n")  # the NOOP shows the session is still in step
+            return final_reply() + "|" + final_reply()
+
+    try:
+        theirs_reply = exchange(plain.sockets[0].getsockname()[1], login=False)
+        ours_reply = exchange(ours.port, login=True)
+    finally:
+        plain.close()
+    theirs_line, theirs_noop = theirs_reply.split("|")
+    ours_line, ours_noop = ours_reply.split("|")
+    assert ours_noop == reply("ok") and theirs_noop == "250 OK"
+    if theirs_line == "250 OK":
+        assert ours_line.startswith("250 ") and submitter.submissions[-1].raw_message == got[-1]
+    else:
+        assert ours_line == translate(theirs_line) and not submitter.submissions

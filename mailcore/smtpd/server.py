@@ -42,7 +42,7 @@ from email.policy import compat32
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 
-from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Envelope, Session, TLSSetupException
+from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Envelope, Session, TLSSetupException, syntax
 
 from mailcore.catalog import SENDABLE_DOMAIN_STATUSES, Catalog, SenderView
 from mailcore.submit import Recipient, Submission, SubmitRefused, Submitter
@@ -392,6 +392,85 @@ class SubmissionSMTP(SMTP):
         if m is None or (self.local_part_limit and len(m.group(1).rpartition("@")[0]) > self.local_part_limit):
             return super()._getaddr(arg)
         return m.group(1), m.group(2)
+
+    # -- DATA, read in whole chunks
+    @syntax("DATA")
+    async def smtp_DATA(self, arg: str) -> None:
+        """aiosmtpd's DATA, with the same checks and replies, reading the message up to the
+        terminating <CRLF>.<CRLF> in one step instead of one await per line (some 40 for 2 KB).
+        Like aiosmtpd: a line over line_length_limit gets 500, data over data_size_limit 552
+        (answered once the whole message has been read), dot-stuffing is undone."""
+        reader = self._reader
+        if not hasattr(reader, "_limit"):  # an asyncio without the stream limit: aiosmtpd's way
+            return await super().smtp_DATA(arg)
+        if await self.check_helo_needed() or await self.check_auth_needed("DATA"):
+            return
+        if not self.envelope.rcpt_tos:
+            return await self.push("503 Error: need RCPT command")
+        if arg:
+            return await self.push("501 Syntax: DATA")
+        await self.push("354 End data with <CR><LF>.<CR><LF>")
+        try:
+            data, problem = await self._read_data(reader)
+        except asyncio.CancelledError:
+            log.info("Connection lost during DATA")
+            self._writer.close()
+            raise
+        if problem:
+            self._set_post_data_state()
+            return await self.push(problem)
+        content = data[1:] if data[:1] == b"." else data  # undo dot-stuffing (RFC 5321 4.5.2)
+        if b"\r\n." in content:
+            content = content.replace(b"\r\n.", b"\r\n")
+        self.envelope.content = self.envelope.original_content = content
+        status = await self._call_handler_hook("DATA")
+        self._set_post_data_state()
+        await self.push("250 OK" if status is MISSING else status)
+
+    async def _read_data(self, reader: asyncio.StreamReader) -> tuple[bytes, str | None]:
+        """(the message through its last CRLF, None) or (b"", aiosmtpd's reply to a line over
+        line_length_limit or data over data_size_limit). Either way the whole message is read,
+        so the session stays in step with the client."""
+        first = await self._read_line(reader)
+        if first == b".\r\n":
+            return b"", None
+        if first is None:
+            return await self._drop_data(reader, "500 Line too long (see RFC5321 4.5.3.1.6)")
+        saved = reader._limit
+        reader._limit = (self.data_size_limit or (1 << 30)) + 3  # how far readuntil may look for the end
+        try:
+            rest = await reader.readuntil(b"\r\n.\r\n")
+        except asyncio.LimitOverrunError:
+            reader._limit = saved
+            return await self._drop_data(reader, "552 Error: Too much mail data")
+        finally:
+            reader._limit = saved
+        data = first + rest[:-3]
+        limit = self.line_length_limit
+        if len(data) > limit - 2 and any(len(line) + 2 > limit for line in data.split(b"\r\n")):
+            return b"", "500 Line too long (see RFC5321 4.5.3.1.6)"
+        if self.data_size_limit and len(data) > self.data_size_limit:
+            return b"", "552 Error: Too much mail data"
+        return data, None
+
+    async def _drop_data(self, reader: asyncio.StreamReader, problem: str) -> tuple[bytes, str]:
+        while await self._read_line(reader) != b".\r\n":
+            pass
+        return b"", problem
+
+    @staticmethod
+    async def _read_line(reader: asyncio.StreamReader) -> bytes | None:
+        """One line with its CRLF; None for a line over the stream limit (read and dropped)."""
+        try:
+            return await reader.readuntil(b"\r\n")
+        except asyncio.LimitOverrunError as exc:
+            await reader.read(exc.consumed)
+            while True:
+                try:
+                    await reader.readuntil(b"\r\n")
+                    return None
+                except asyncio.LimitOverrunError as more:
+                    await reader.read(more.consumed)
 
     # -- DSN parameters (advertised, so accepted)
     async def smtp_MAIL(self, arg: str | None) -> None:
