@@ -142,7 +142,7 @@ async def _start_bare(tls_mode: str, ctx: ssl.SSLContext | None, max_bytes: int)
 # --- the measurement -----------------------------------------------------------------------------
 
 async def measure(*, catalog: Catalog, submitter: Submitter, sender: str, password: str, region: str,
-                  concurrency: int = 20, per_session: tuple[int, ...] = (1, 10), messages: int = 400,
+                  concurrency: int = 20, per_session: tuple[int, ...] = (1, 10), messages: int = 2000,
                   message_bytes: int = 2048, tls_mode: str = "starttls", repeat: int = 3,
                   timeout: float = 300) -> dict:
     """msgs/s through SmtpServer(submitter) and through a bare aiosmtpd server, for each
@@ -280,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
                       ("--workers", int), ("--sessions-per-worker", int), ("--per-session", int), ("--bytes", int)):
         d.add_argument(name, type=typ, required=True)
     r = sub.add_parser("run", help="measure against a throwaway store with a submitter that writes nothing")
-    r.add_argument("--messages", type=int, default=400)
+    r.add_argument("--messages", type=int, default=2000)
     r.add_argument("--tls", default="starttls")
     r.add_argument("--cleanup", action="store_true", help="submit through mailcore.cleanup (durable commits)")
     args = parser.parse_args(argv)
@@ -293,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
         from mailcore.cleanup import Cleanup
         from mailcore.store.crypto import SecretBox
         factory = lambda store: Cleanup(store, box=SecretBox.from_env())  # noqa: E731
-    result = run_example(factory, messages=getattr(args, "messages", 400), tls_mode=getattr(args, "tls", "starttls"))
+    result = run_example(factory, messages=getattr(args, "messages", 2000), tls_mode=getattr(args, "tls", "starttls"))
     print(f"submitter: {'mailcore.cleanup (durable commit before each 250)' if factory else 'NullSubmitter (no writes)'}")
     print("\n".join(format_result(result)))
     return 0
