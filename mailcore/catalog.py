@@ -117,10 +117,3 @@ class Catalog:
             if first.version == addr.version and first <= addr <= last:
                 return True
         return False
-
-    def is_invalid(self, account: str, address: str) -> bool:
-        """The address is in the account's invalid-address base (R37): sends to it get 559."""
-        q = (sa.select(t.invalid_addresses.c.id).join(t.accounts, t.invalid_addresses.c.account_id == t.accounts.c.id)
-             .where(t.accounts.c.name == account, t.invalid_addresses.c.address == address.lower()))
-        with self.store.engine.connect() as conn:
-            return conn.execute(q).first() is not None

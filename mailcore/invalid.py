@@ -3,10 +3,14 @@ refused (SMTP 559, API InvalidToAddress.Spam). Query by date range (at most 30 d
 export as CSV."""
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
+import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from typing import Callable
 
 import sqlalchemy as sa
 
@@ -63,3 +67,49 @@ def to_csv(rows: list[InvalidRow]) -> str:
     for r in rows:
         w.writerow([r.address, f"{r.added_at:%Y-%m-%d %H:%M:%S}", r.reason or ""])
     return out.getvalue()
+
+
+class InvalidBase:
+    """The invalid-address base in memory, for SMTP's RCPT check (559) without a store query
+    and a thread hop per recipient. Rows are only ever added (by delivery), so a refresh reads
+    just the rows past the highest id seen, at most every `ttl` seconds: a newly invalid address
+    is refused within `ttl`. Every `reload_seconds` the copy is read afresh (rows removed by
+    hand)."""
+
+    def __init__(self, store: Store, ttl: float = 1.0, reload_seconds: float = 600,
+                 monotonic: Callable[[], float] = time.monotonic):
+        self.store, self.ttl, self.reload_seconds, self.monotonic = store, ttl, reload_seconds, monotonic
+        self._addresses: dict[str, set[str]] = {}  # account name -> addresses
+        self._last_id = 0
+        self._fresh_at = self._loaded_at = None
+        self._lock = threading.Lock()
+
+    def _stale(self) -> bool:
+        return self._fresh_at is None or self.monotonic() - self._fresh_at >= self.ttl
+
+    def refresh(self) -> None:
+        with self._lock:
+            if not self._stale():
+                return
+            now = self.monotonic()
+            if self._loaded_at is None or now - self._loaded_at >= self.reload_seconds:
+                self._addresses, self._last_id, self._loaded_at = {}, 0, now
+            i, a = t.invalid_addresses.c, t.accounts.c
+            q = (sa.select(i.id, a.name, i.address).join(t.accounts, i.account_id == a.id)
+                 .where(i.id > self._last_id).order_by(i.id))
+            with self.store.engine.connect() as conn:
+                for row_id, account, address in conn.execute(q):
+                    self._addresses.setdefault(account, set()).add(address.lower())
+                    self._last_id = row_id
+            self._fresh_at = now
+
+    def is_invalid(self, account: str, address: str) -> bool:
+        if self._stale():
+            self.refresh()
+        return address.lower() in self._addresses.get(account, ())
+
+    async def check(self, account: str, address: str) -> bool:
+        """The smtpd hook: in memory, unless a refresh is due (then in a worker thread)."""
+        if self._stale():
+            await asyncio.to_thread(self.refresh)
+        return address.lower() in self._addresses.get(account, ())

@@ -15,6 +15,7 @@ from pathlib import Path
 from mailcore.catalog import Catalog
 from mailcore.cleanup import Cleanup, CleanupSettings
 from mailcore.delivery import Transport, TransportSettings
+from mailcore.invalid import InvalidBase
 from mailcore.qmgr import Qmgr, QmgrSettings
 from mailcore.spec.model import AccountSpec
 from mailcore.store import Store
@@ -54,6 +55,7 @@ class Service:
         self._smtp: list = []
         self._api: list = []
         self.cleanup: Cleanup | None = None
+        self._invalid: InvalidBase | None = None
 
     async def start(self) -> None:
         svc = self.spec.service
@@ -91,8 +93,8 @@ class Service:
                                 max_message_bytes=limits.get("max_message_bytes", 15 * 1024 * 1024),
                                 activation_delay_seconds=limits.get("activation_delay_seconds", 600),
                                 allow_plain_auth_on_loopback=li.allow_plain_auth_on_loopback)
-        server = SmtpServer(settings, catalog=catalog, submitter=self.cleanup,
-                            invalid_address=lambda account, rcpt: catalog.is_invalid(account, rcpt))
+        self._invalid = self._invalid or InvalidBase(self.store)  # one copy for every listener
+        server = SmtpServer(settings, catalog=catalog, submitter=self.cleanup, invalid_address=self._invalid.check)
         await server.start()
         self._smtp.append(server)
         self.listening.append(Listening("smtp", li.region, li.host, server.port, li.tls))

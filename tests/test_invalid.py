@@ -37,3 +37,32 @@ def test_query_and_export(ready_store):
     csv_text = invalid.to_csv(rows)
     assert csv_text.splitlines()[0] == "address,added_at,reason"
     assert csv_text.splitlines()[1].startswith("nx1@dest.example,2026-11-26 12:00:00,550 5.1.1")
+
+
+def _add(store, address, account_id=1):
+    with store.transaction() as conn:
+        return conn.execute(sa.insert(t.invalid_addresses).values(account_id=account_id, address=address, reason="550",
+                                                                   added_at=NOW).returning(t.invalid_addresses.c.id)).scalar()
+
+
+def test_invalid_base_in_memory_follows_the_store_within_its_ttl(ready_store):
+    import asyncio
+
+    now = [100.0]
+    base = invalid.InvalidBase(ready_store, ttl=1.0, reload_seconds=60, monotonic=lambda: now[0])
+    _add(ready_store, "nx1@dest.example")
+    assert base.is_invalid("example-shop", "NX1@dest.example")  # addresses compare without case
+    assert not base.is_invalid("example-shop", "ok@dest.example")
+    assert not base.is_invalid("other-account", "nx1@dest.example")
+    _add(ready_store, "nx2@dest.example")
+    now[0] += 0.5
+    assert not asyncio.run(base.check("example-shop", "nx2@dest.example"))  # within the ttl: not read yet
+    now[0] += 0.6
+    assert asyncio.run(base.check("example-shop", "nx2@dest.example"))  # the refresh read only the new row
+    with ready_store.transaction() as conn:  # removed by hand: gone at the next full reload
+        conn.execute(sa.delete(t.invalid_addresses).where(t.invalid_addresses.c.address == "nx1@dest.example"))
+    now[0] += 1.1
+    assert base.is_invalid("example-shop", "nx1@dest.example")
+    now[0] += 60
+    assert not base.is_invalid("example-shop", "nx1@dest.example")
+    assert base.is_invalid("example-shop", "nx2@dest.example")

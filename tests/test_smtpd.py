@@ -491,6 +491,11 @@ def _data_payloads() -> list[bytes]:
     h = b"From: <orders@mail.example.com>\r\nTo: <bob@example.org>\r\nSubject: t\r\n\r\n"
     return [
         b"",  # an empty message
+        b"x\r\n",  # one line: its CRLF is the terminator's
+        b"x\r\ny\r\n",
+        b"\r\n",
+        b"\r\n\r\n..\r\n",  # empty lines, then a stuffed dot
+        b"..\r\n",
         h + b"plain body\r\n",
         b".leading dot on the first line\r\n" + h[2:] + b"x\r\n",
         h + b"..\r\n.hidden\r\n...two dots\r\nend\r\n",

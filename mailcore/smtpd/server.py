@@ -401,7 +401,7 @@ class SubmissionSMTP(SMTP):
         Like aiosmtpd: a line over line_length_limit gets 500, data over data_size_limit 552
         (answered once the whole message has been read), dot-stuffing is undone."""
         reader = self._reader
-        if not hasattr(reader, "_limit"):  # an asyncio without the stream limit: aiosmtpd's way
+        if not all(hasattr(reader, a) for a in ("_limit", "_buffer", "_wait_for_data")):  # aiosmtpd's way
             return await super().smtp_DATA(arg)
         if await self.check_helo_needed() or await self.check_auth_needed("DATA"):
             return
@@ -431,21 +431,21 @@ class SubmissionSMTP(SMTP):
         """(the message through its last CRLF, None) or (b"", aiosmtpd's reply to a line over
         line_length_limit or data over data_size_limit). Either way the whole message is read,
         so the session stays in step with the client."""
-        first = await self._read_line(reader)
-        if first == b".\r\n":
+        while len(reader._buffer) < 3 and not reader.at_eof():  # an empty message is ".\r\n" alone
+            await reader._wait_for_data("smtp_DATA")
+        if reader._buffer[:3] == b".\r\n":
+            await reader.readexactly(3)
             return b"", None
-        if first is None:
-            return await self._drop_data(reader, "500 Line too long (see RFC5321 4.5.3.1.6)")
         saved = reader._limit
         reader._limit = (self.data_size_limit or (1 << 30)) + 3  # how far readuntil may look for the end
         try:
-            rest = await reader.readuntil(b"\r\n.\r\n")
+            chunk = await reader.readuntil(b"\r\n.\r\n")
         except asyncio.LimitOverrunError:
             reader._limit = saved
             return await self._drop_data(reader, "552 Error: Too much mail data")
         finally:
             reader._limit = saved
-        data = first + rest[:-3]
+        data = chunk[:-3]
         limit = self.line_length_limit
         if len(data) > limit - 2 and any(len(line) + 2 > limit for line in data.split(b"\r\n")):
             return b"", "500 Line too long (see RFC5321 4.5.3.1.6)"
