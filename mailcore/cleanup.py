@@ -121,7 +121,7 @@ class Cleanup:
         self.catalog = Catalog(store, box)
         self.signer = Signer(store, box)
         self._contexts: dict[str, tuple[float, object]] = {}
-        self._inbox: _queue.Queue[_Prepared | None] = _queue.Queue()
+        self._inbox: _queue.SimpleQueue[_Work | None] = _queue.SimpleQueue()
         self._writer = threading.Thread(target=self._write_loop, name="cleanup-writer", daemon=True)
         self._writer.start()
 

@@ -8,7 +8,8 @@ Each concurrent worker opens sessions one after another until the run's messages
 A warm-up session runs first against each server (the first AUTH pays scrypt; later ones hit
 the catalog's memo, as a steady-state client does).
 
-`measure()` is the bounded function `invoke bench` calls with the real cleanup as submitter;
+`measure()` is the bounded function `invoke bench` calls with the real cleanup as submitter and
+the RCPT check `invoke serve` installs (the invalid-address base);
 `run_example()` builds a throwaway store with one sender (its domain holding a 2048-bit DKIM key,
 so every message is signed as in production) so it runs anywhere.
 """

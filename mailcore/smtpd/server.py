@@ -20,7 +20,10 @@ from the connection, so a client that hangs up mid-commit cannot cut a commit in
 Every line the client sees comes from `replies.REPLIES` or `mailcore.submit.REFUSALS`.
 
 Store lookups (password check included: scrypt on a cache miss) run in worker threads, so one
-slow lookup never stalls the other sessions on the event loop.
+slow lookup never stalls the other sessions on the event loop; within `lookup_cache_seconds` a
+sender's AUTH and MAIL FROM are answered from memory. Where aiosmtpd is slow per message, this
+module does the same work more cheaply and is tested against aiosmtpd's own answers: DATA is read
+up to its terminator in one step, and MAIL/RCPT paths of the usual form skip the RFC 5322 parser.
 """
 from __future__ import annotations
 
