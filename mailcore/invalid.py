@@ -106,10 +106,13 @@ class InvalidBase:
     def is_invalid(self, account: str, address: str) -> bool:
         if self._stale():
             self.refresh()
-        return address.lower() in self._addresses.get(account, ())
+        return self._holds(account, address)
 
     async def check(self, account: str, address: str) -> bool:
         """The smtpd hook: in memory, unless a refresh is due (then in a worker thread)."""
         if self._stale():
             await asyncio.to_thread(self.refresh)
+        return self._holds(account, address)
+
+    def _holds(self, account: str, address: str) -> bool:
         return address.lower() in self._addresses.get(account, ())

@@ -61,6 +61,8 @@ class Service:
         svc = self.spec.service
         limits = svc.limits
         catalog = Catalog(self.store, self.box)
+        if "smtpd" in self.stages:
+            self._invalid = InvalidBase(self.store)  # one copy for every SMTP listener
         if {"smtpd", "api"} & set(self.stages):
             self.cleanup = Cleanup(self.store, box=self.box, settings=CleanupSettings(
                 activation_delay_seconds=limits.get("activation_delay_seconds", 600)))
@@ -93,7 +95,6 @@ class Service:
                                 max_message_bytes=limits.get("max_message_bytes", 15 * 1024 * 1024),
                                 activation_delay_seconds=limits.get("activation_delay_seconds", 600),
                                 allow_plain_auth_on_loopback=li.allow_plain_auth_on_loopback)
-        self._invalid = self._invalid or InvalidBase(self.store)  # one copy for every listener
         server = SmtpServer(settings, catalog=catalog, submitter=self.cleanup, invalid_address=self._invalid.check)
         await server.start()
         self._smtp.append(server)

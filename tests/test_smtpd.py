@@ -505,6 +505,7 @@ def _data_payloads() -> list[bytes]:
         h + b"a" * 1000 + b"\r\n",  # one over
         b"b" * 1500 + b"\r\n",  # an over-long first line
         h + (b"c" * 70 + b"\r\n") * 40,  # 2,880 bytes: over a 2,048-byte limit
+        h + (b"c" * 70 + b"\r\n") * 40 + b"z" * 1500 + b".\r\n",  # over it, and a long line ending in a dot
         h + (b"d" * 70 + b"\r\n") * 25 + b"." + b"e" * 20 + b"\r\n",  # just under it, dot-stuffed
     ]
 

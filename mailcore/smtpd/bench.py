@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import json
 import os
 import smtplib
@@ -213,18 +212,6 @@ def _example_account(root: Path) -> None:
     ]) + "\n")
 
 
-def _dkim_key() -> tuple[str, str]:
-    """(PKCS#8 PEM private key, base64 DER public key), 2048 bits like the keys apply generates."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption()).decode()
-    der = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-    return pem, base64.b64encode(der).decode()
-
-
 def run_example(submitter_factory: Callable[[object], Submitter] | None = None, **kwargs) -> dict:
     """measure() against a throwaway SQLite store holding one ready sender.
     `submitter_factory(store)` gives the submitter (default: NullSubmitter)."""
@@ -233,11 +220,11 @@ def run_example(submitter_factory: Callable[[object], Submitter] | None = None, 
     from mailcore.domains import save_keys
     from mailcore.invalid import InvalidBase
     from mailcore.plan import apply_config, secret_box
-    from mailcore.store.crypto import SecretBox
     from mailcore.spec import load_account
     from mailcore.store import open_store
     from mailcore.store import tables as t
-    from mailcore.store.crypto import generate_master_key
+    from mailcore.store.crypto import SecretBox, generate_master_key
+    from provision.records import generate_domain_keys
 
     os.environ.setdefault("MAILCORE_MASTER_KEY", generate_master_key())
     os.environ["MAILCORE_BENCH_SMTP_PASSWORD"] = PASSWORD
@@ -255,7 +242,9 @@ def run_example(submitter_factory: Callable[[object], Submitter] | None = None, 
                 conn.execute(sa.update(t.senders).values(created_at=now - timedelta(days=1)))
                 conn.execute(sa.update(t.accounts).values(allowlist_enabled=False))
                 # a 2048-bit DKIM key as apply stores it: every message is signed, as in production
-                save_keys(conn, SecretBox.from_env(), {"mail.bench.example": ("bench", "dm", *_dkim_key())}, now)
+                keys = generate_domain_keys()
+                save_keys(conn, SecretBox.from_env(), {"mail.bench.example": (
+                    keys.ownership_token, "dm", keys.dkim_private_pem, keys.dkim_public_b64)}, now)
             submitter = submitter_factory(store) if submitter_factory else NullSubmitter()
             try:
                 # the RCPT check as `invoke serve` makes it (mailcore.service): the invalid-address base

@@ -444,10 +444,11 @@ class SubmissionSMTP(SMTP):
         try:
             chunk = await reader.readuntil(b"\r\n.\r\n")
         except asyncio.LimitOverrunError:
-            reader._limit = saved
-            return await self._drop_data(reader, "552 Error: Too much mail data")
+            chunk = None
         finally:
             reader._limit = saved
+        if chunk is None:
+            return await self._drop_data(reader, "552 Error: Too much mail data")
         data = chunk[:-3]
         limit = self.line_length_limit
         if len(data) > limit - 2 and any(len(line) + 2 > limit for line in data.split(b"\r\n")):
@@ -456,24 +457,20 @@ class SubmissionSMTP(SMTP):
             return b"", "552 Error: Too much mail data"
         return data, None
 
-    async def _drop_data(self, reader: asyncio.StreamReader, problem: str) -> tuple[bytes, str]:
-        while await self._read_line(reader) != b".\r\n":
-            pass
-        return b"", problem
-
     @staticmethod
-    async def _read_line(reader: asyncio.StreamReader) -> bytes | None:
-        """One line with its CRLF; None for a line over the stream limit (read and dropped)."""
-        try:
-            return await reader.readuntil(b"\r\n")
-        except asyncio.LimitOverrunError as exc:
-            await reader.read(exc.consumed)
-            while True:
-                try:
-                    await reader.readuntil(b"\r\n")
-                    return None
-                except asyncio.LimitOverrunError as more:
-                    await reader.read(more.consumed)
+    async def _drop_data(reader: asyncio.StreamReader, problem: str) -> tuple[bytes, str]:
+        """Read and drop the rest of the message, lines over the stream limit included."""
+        partial = False  # inside a line too long for the stream: its tail is not a terminator
+        while True:
+            try:
+                line = await reader.readuntil(b"\r\n")
+            except asyncio.LimitOverrunError as exc:
+                await reader.read(exc.consumed)
+                partial = True
+                continue
+            if line == b".\r\n" and not partial:
+                return b"", problem
+            partial = False
 
     # -- DSN parameters (advertised, so accepted)
     async def smtp_MAIL(self, arg: str | None) -> None:
