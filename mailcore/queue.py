@@ -76,13 +76,27 @@ def enqueue(conn, message: dict, recipients: list[dict], now: datetime, progress
 def enqueue_many(conn, items: list[tuple[dict, list[dict]]], now: datetime) -> list[int]:
     """Several messages at once (cleanup's group commit): one multi-row insert per table."""
     m = t.queue_messages
-    ids = conn.execute(sa.insert(m).returning(m.c.id, sort_by_parameter_order=True),
-                       [{**message, "created_at": now} for message, _ in items]).scalars().all()
+    rows = [{**message, "created_at": now} for message, _ in items]
+    if conn.dialect.name == "sqlite":
+        # SQLite answers RETURNING in no promised order, so SQLAlchemy would insert row by row.
+        # The ids SQLite itself would give (max + 1 on, the table has no AUTOINCREMENT) are
+        # assigned here instead: the caller's BEGIN IMMEDIATE holds the write lock, and the
+        # primary key refuses a clash rather than letting one through.
+        first = (conn.execute(_LAST_MESSAGE_ID).scalar() or 0) + 1
+        ids = list(range(first, first + len(rows)))
+        for row, message_id in zip(rows, ids):
+            row["id"] = message_id
+        conn.execute(sa.insert(m), rows)
+    else:
+        ids = conn.execute(sa.insert(m).returning(m.c.id, sort_by_parameter_order=True), rows).scalars().all()
     rows = [{"message_id": mid, "rcpt": r["rcpt"], "rcpt_domain": r["rcpt"].rpartition("@")[2].lower(),
              "variables": r.get("variables"), "state": "incoming", "attempts": 0, "next_attempt_at": now, "created_at": now}
             for mid, (_, recipients) in zip(ids, items) for r in recipients]
     conn.execute(sa.insert(t.queue_recipients), rows)
     return list(ids)
+
+
+_LAST_MESSAGE_ID = sa.select(sa.func.max(t.queue_messages.c.id))
 
 
 def _move(conn, ids: list[int] | None, old: tuple[str, ...], new: str, **values) -> int:

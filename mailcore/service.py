@@ -1,7 +1,8 @@
 """`invoke serve`: the mail core as one asyncio process.
 
 Stages: smtpd and api (ingress, through cleanup into the queue), qmgr (delivery), notify (event
-notifications). Because the queue is the store, each stage can also run as its own process over
+notifications). Cleanup runs in a child process of its own (mailcore.cleanupd) unless
+`service.cleanup.process` is false. Because the queue is the store, each stage can also run as its own process over
 one store (`--stages qmgr` on one machine, `--stages smtpd,api` on another); nothing else is shared.
 """
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 
 from mailcore.catalog import Catalog
 from mailcore.cleanup import Cleanup, CleanupSettings
+from mailcore.cleanupd import CleanupProcess
 from mailcore.delivery import Transport, TransportSettings
 from mailcore.invalid import InvalidBase
 from mailcore.qmgr import Qmgr, QmgrSettings
@@ -54,7 +56,7 @@ class Service:
         self._tasks: list[asyncio.Task] = []
         self._smtp: list = []
         self._api: list = []
-        self.cleanup: Cleanup | None = None
+        self.cleanup: Cleanup | CleanupProcess | None = None
         self._invalid: InvalidBase | None = None
 
     async def start(self) -> None:
@@ -64,8 +66,12 @@ class Service:
         if "smtpd" in self.stages:
             self._invalid = InvalidBase(self.store)  # one copy for every SMTP listener
         if {"smtpd", "api"} & set(self.stages):
-            self.cleanup = Cleanup(self.store, box=self.box, settings=CleanupSettings(
-                activation_delay_seconds=limits.get("activation_delay_seconds", 600)))
+            settings = CleanupSettings(activation_delay_seconds=limits.get("activation_delay_seconds", 600))
+            if svc.cleanup.get("process", True):
+                self.cleanup = CleanupProcess(self.store.url, box=self.box, settings=settings)
+                await self.cleanup.start()  # a child that cannot open the store fails `serve` here
+            else:
+                self.cleanup = Cleanup(self.store, box=self.box, settings=settings)
         for li in svc.listeners:
             if li.kind == "smtp" and "smtpd" in self.stages:
                 await self._start_smtp(li, catalog)
@@ -78,7 +84,7 @@ class Service:
             transport = Transport(TransportSettings(
                 nameservers=d.get("nameservers"), dns_port=d.get("dns_port", 53), smtp_port=d.get("smtp_port", 25),
                 helo=d.get("helo") or svc.hostname, starttls=d.get("starttls", True)))
-            signer = self.cleanup.signer if self.cleanup else _signer(self.store, self.box)
+            signer = self.cleanup.signer if isinstance(self.cleanup, Cleanup) else _signer(self.store, self.box)
             qmgr = Qmgr(self.store, transport, signer, settings=QmgrSettings(**svc.queue))
             self._tasks.append(asyncio.create_task(qmgr.run(self._stop), name="qmgr"))
         if "notify" in self.stages:
@@ -135,7 +141,9 @@ class Service:
             sock.close()
         for task in self._tasks:
             await task
-        if self.cleanup:
+        if isinstance(self.cleanup, CleanupProcess):
+            await self.cleanup.aclose()
+        elif self.cleanup:
             await asyncio.to_thread(self.cleanup.close)
 
     async def run_until_signalled(self, ready=print) -> None:

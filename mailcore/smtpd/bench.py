@@ -258,6 +258,17 @@ def run_example(submitter_factory: Callable[[object], Submitter] | None = None, 
             store.dispose()
 
 
+def serve_submitter(store, *, process: bool = True):
+    """The submitter `invoke serve` gives its listeners: cleanup in its own process (the
+    default, `service.cleanup.process`), or in a thread of this one."""
+    from mailcore.store.crypto import SecretBox
+    if process:
+        from mailcore.cleanupd import CleanupProcess
+        return CleanupProcess(store.url, box=SecretBox.from_env())
+    from mailcore.cleanup import Cleanup
+    return Cleanup(store, box=SecretBox.from_env())
+
+
 def format_result(result: dict) -> list[str]:
     out = []
     for r in result["runs"]:
@@ -277,19 +288,22 @@ def main(argv: list[str] | None = None) -> int:
     r = sub.add_parser("run", help="measure against a throwaway store with a submitter that writes nothing")
     r.add_argument("--messages", type=int, default=2000)
     r.add_argument("--tls", default="starttls")
-    r.add_argument("--cleanup", action="store_true", help="submit through mailcore.cleanup (durable commits)")
+    r.add_argument("--per-session", default="1,10", help="messages per session, comma-separated (default 1,10)")
+    r.add_argument("--cleanup", action="store_true", help="submit through mailcore's cleanup (durable commits)")
+    r.add_argument("--in-process", action="store_true", help="with --cleanup: cleanup in a thread, not its own process")
     args = parser.parse_args(argv)
     if args.command == "drive":
         print(json.dumps(_drive(args.port, args.tls, args.cafile, args.user, args.password, args.workers,
                                 args.sessions_per_worker, args.per_session, args.bytes)))
         return 0
-    factory = None
+    factory, label = None, "NullSubmitter (no writes)"
     if getattr(args, "cleanup", False):
-        from mailcore.cleanup import Cleanup
-        from mailcore.store.crypto import SecretBox
-        factory = lambda store: Cleanup(store, box=SecretBox.from_env())  # noqa: E731
-    result = run_example(factory, messages=getattr(args, "messages", 2000), tls_mode=getattr(args, "tls", "starttls"))
-    print(f"submitter: {'mailcore.cleanup (durable commit before each 250)' if factory else 'NullSubmitter (no writes)'}")
+        in_process = args.in_process
+        factory = lambda store: serve_submitter(store, process=not in_process)  # noqa: E731
+        label = f"mailcore cleanup {'in a thread' if in_process else 'process'} (durable commit before each 250)"
+    result = run_example(factory, messages=args.messages, tls_mode=args.tls,
+                         per_session=tuple(int(k) for k in args.per_session.split(",")))
+    print(f"submitter: {label}")
     print("\n".join(format_result(result)))
     return 0
 

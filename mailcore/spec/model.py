@@ -166,6 +166,7 @@ class ServiceSpec:
     limits: dict = field(default_factory=dict)
     delivery: dict = field(default_factory=dict)
     queue: dict = field(default_factory=dict)
+    cleanup: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -339,7 +340,7 @@ def _service(svc: dict, doc: SourceDoc) -> ServiceSpec:
     if isinstance(tls, dict) and _str(tls, "cert_file") and _str(tls, "key_file"):
         base = Path(doc.locate(("service",)).file).parent
         out.cert_file, out.key_file = base / tls["cert_file"], base / tls["key_file"]
-    for key in ("limits", "delivery", "queue"):
+    for key in ("limits", "delivery", "queue", "cleanup"):
         if isinstance(svc.get(key), dict):
             setattr(out, key, dict(svc[key]))
     return out

@@ -53,9 +53,14 @@ class SecretBox:
     """Encryption and fingerprints under the master key."""
 
     def __init__(self, master_key: str):
+        self._master_key = master_key
         enc, fp = _subkeys(master_key)
         self._fernet = Fernet(base64.urlsafe_b64encode(enc))
         self._fp = fp
+
+    def __reduce__(self):
+        # pickled by its key, for the cleanup process (mailcore.cleanupd) over its private socket
+        return (SecretBox, (self._master_key,))
 
     @classmethod
     def from_env(cls, environ=os.environ) -> "SecretBox":
