@@ -305,8 +305,9 @@ def serve(config: str, store_url: str | None = None, stages: str | None = None) 
     except ValueError as exc:
         raise CommandError(str(exc)) from None
     except Exception as exc:
+        from mailcore.cleanupd import CleanupUnavailable
         from mailcore.smtpd.server import SmtpConfigError
-        if isinstance(exc, (SmtpConfigError, OSError)):
+        if isinstance(exc, (SmtpConfigError, CleanupUnavailable, OSError)):
             raise CommandError(f"cannot start: {exc}") from None
         raise
     return EXIT_OK
