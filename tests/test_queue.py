@@ -59,3 +59,27 @@ def test_hold_release_flush(queued):
         rows, counts = queue.listing(conn)
     assert counts == {"deferred": 2, "incoming": 1}
     assert [r.state for r in rows] == ["deferred", "deferred", "incoming"]
+
+
+def _message(n: int) -> dict:
+    return {"account_id": 1, "sender": "orders@mail.example.com", "envelope_from": "orders@mail.example.com",
+            "region": "cn-hangzhou", "source": "smtp", "tag": None, "tracking": False,
+            "message_id": f"<m{n}@y>", "subject": f"s{n}", "content": f"message {n}".encode()}
+
+
+def test_a_group_gets_the_ids_that_follow_and_its_recipients_point_at_them(queued):
+    """enqueue_many assigns a group's ids itself on SQLite (and takes them from RETURNING
+    elsewhere); single inserts before and after continue the same sequence."""
+    store, first = queued
+    with store.transaction(immediate=True) as conn:
+        ids = queue.enqueue_many(conn, [(_message(n), [{"rcpt": f"g{n}-{k}@example.com"} for k in range(n + 1)])
+                                        for n in range(4)], NOW)
+        last = queue.enqueue(conn, _message(9), [{"rcpt": "last@example.com"}], NOW)
+    assert ids == sorted(ids) and len(set(ids)) == 4 and first < ids[0] and ids[-1] < last
+    with store.engine.connect() as conn:
+        got = conn.execute(sa.select(t.queue_messages.c.id, t.queue_messages.c.subject, t.queue_recipients.c.rcpt)
+                           .join(t.queue_recipients, t.queue_recipients.c.message_id == t.queue_messages.c.id)
+                           .where(t.queue_messages.c.id.in_(ids))).all()
+    assert sorted((mid, rcpt) for mid, _, rcpt in got) == sorted(
+        (mid, f"g{n}-{k}@example.com") for n, mid in enumerate(ids) for k in range(n + 1))
+    assert {mid: subject for mid, subject, _ in got} == {mid: f"s{n}" for n, mid in enumerate(ids)}
