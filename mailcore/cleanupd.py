@@ -15,8 +15,9 @@ waits in the socket and makes the next group.
 
 Nothing acknowledged is lost: the answer is written only after the commit. If the child dies,
 the submissions it had not answered fail with CleanupUnavailable (smtpd answers 451, so the
-client retries) and the next submission starts a new child. When the parent goes away, the
-child sees the socket close, finishes what it has read, and exits.
+client retries) and the next submission starts a new child. When the parent closes the socket,
+the child answers what it has read and exits; when the parent dies (kill -9), the child commits
+nothing more, since nobody could be told, and exits.
 """
 from __future__ import annotations
 
@@ -278,8 +279,14 @@ def child_main(fd: int) -> int:
         replies.send(frame((0, "failed", f"{type(exc).__name__}: {exc}")))
         return 1
     replies.send(frame((0, "ready", None)))
+    parent = os.getppid()
     try:
         while True:
+            if got and os.getppid() != parent:
+                # the parent died (kill -9): nobody can be told, so nothing more is committed;
+                # its clients got no 250 and will send again
+                log.warning("the service process is gone; %d submission(s) read but not committed", len(got))
+                break
             for i in range(0, len(got), _GROUP):
                 cleanup.write_now([(sub, seq) for seq, sub in got[i:i + _GROUP]], replies)
             data = sock.recv(1 << 20)

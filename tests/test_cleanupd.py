@@ -3,8 +3,13 @@ a child that dies fails only what it had not answered, and is replaced."""
 from __future__ import annotations
 
 import asyncio
+import os
 import pickle
 import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import dkim
 import pytest
@@ -18,6 +23,8 @@ from mailcore.store.crypto import SecretBox, generate_master_key
 from mailcore.submit import SubmitRefused
 
 from .test_cleanup import _invalid, api, dns_for, rows
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def _process(store) -> CleanupProcess:
@@ -125,3 +132,51 @@ def test_the_child_leaves_when_its_parent_does(ready_store):
     assert asyncio.run(go()) == 0
     with ready_store.engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(t.queue_recipients)).scalar() == 1
+
+
+_PARENT = r'''
+import asyncio, signal, sys
+from mailcore.cleanupd import CleanupProcess
+from mailcore.store.crypto import SecretBox
+from tests.test_cleanup import api
+
+async def main():
+    p = CleanupProcess(sys.argv[1], box=SecretBox.from_env())
+    await p.submit(api(to=("answered@example.com",)))
+    p._proc.send_signal(signal.SIGSTOP)  # what follows waits, unread, in the child's socket
+    for i in range(5):
+        asyncio.ensure_future(p.submit(api(to=(f"unanswered{i}@example.com",))))
+    await asyncio.sleep(0.2)
+    print(p._proc.pid, flush=True)
+    await asyncio.sleep(120)
+
+asyncio.run(main())
+'''
+
+
+def _gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except FileNotFoundError:
+        return True
+
+
+def test_a_child_whose_parent_was_killed_commits_nothing_more(ready_store, tmp_path):
+    """kill -9 of the service: what its cleanup process had not yet committed stays uncommitted,
+    since no client could be told (they got no 250 and send again)."""
+    script = tmp_path / "parent.py"
+    script.write_text(_PARENT)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    parent = subprocess.Popen([sys.executable, str(script), ready_store.url], stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        child = int(parent.stdout.readline())
+    finally:
+        parent.kill()
+        parent.wait()
+    os.kill(child, signal.SIGCONT)
+    deadline = time.monotonic() + 30
+    while not _gone(child) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _gone(child)
+    assert [r["rcpt"] for r in rows(ready_store, t.queue_recipients)] == ["answered@example.com"]
