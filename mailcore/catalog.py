@@ -35,6 +35,7 @@ class SenderView:
     reply_to: str | None
     password_hash: str | None
     created_at: datetime
+    reply_to_verified: bool = False  # its owner confirmed this reply-to (R13, mailcore.replyto)
 
 
 @dataclass(frozen=True)
@@ -58,16 +59,18 @@ class Catalog:
     def sender(self, address: str) -> SenderView | None:
         q = (sa.select(t.senders.c.address, t.accounts.c.name, t.accounts.c.status, t.domains.c.region, t.domains.c.name,
                        t.domains.c.status, t.domains.c.status_detail, t.senders.c.type, t.senders.c.reply_to,
-                       t.senders.c.smtp_password_hash, t.senders.c.created_at)
+                       t.senders.c.smtp_password_hash, t.senders.c.created_at,
+                       t.reply_to_verifications.c.verified_address)
              .join(t.domains, t.senders.c.domain_id == t.domains.c.id)
              .join(t.accounts, t.senders.c.account_id == t.accounts.c.id)
+             .outerjoin(t.reply_to_verifications, t.reply_to_verifications.c.sender_id == t.senders.c.id)
              .where(t.senders.c.address == address.lower()))
         with self.store.engine.connect() as conn:
             row = conn.execute(q).first()
         if row is None:
             return None
         return SenderView(row[0], row[1], row[2], row[3], row[4], row[5], row[5] == "verified", row[7], row[8], row[9],
-                          _aware(row[10]))
+                          _aware(row[10]), bool(row[8]) and (row[11] or "").lower() == row[8].lower())
 
     def verify_smtp(self, address: str, password: str) -> SenderView | None:
         """The sender when `password` is its SMTP password, else None."""

@@ -285,7 +285,7 @@ class Cleanup:
         msg["Subject"] = sub.subject or ""
         msg["Date"] = format_datetime(now)
         msg["Message-ID"] = sub.headers.get("Message-ID") or make_msgid(domain=sender.domain)
-        if sub.reply_to_sender and sender.reply_to:
+        if sub.reply_to_sender and sender.reply_to_verified:  # R13: only a reply-to its owner confirmed
             msg["Reply-To"] = sender.reply_to
         for name, value in sub.headers.items():
             if name.lower() != "message-id":
@@ -321,7 +321,7 @@ class Cleanup:
 
     def _batch_content(self, sub: Submission, sender: SenderView) -> dict:
         template = {"subject": sub.subject or "", "html": sub.html_body or "", "text": sub.text_body,
-                    "from_alias": sub.from_alias, "reply_to": sender.reply_to if sub.reply_to_sender else None,
+                    "from_alias": sub.from_alias, "reply_to": sender.reply_to if sub.reply_to_sender and sender.reply_to_verified else None,
                     "headers": sub.headers}
         sample = render_text(template["subject"] + "\n" + template["html"], sub.recipients[0].variables)
         self._check_content(sample.encode())

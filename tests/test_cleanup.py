@@ -46,6 +46,10 @@ def dns_for(store):
 
 
 def test_api_send_is_queued_signed_and_committed(cleanup, ready_store):
+    from mailcore import replyto
+    now = datetime.now(timezone.utc)
+    replyto.approve(ready_store, replyto.request(ready_store, ACCOUNT, now, "http://x", address="orders@mail.example.com")
+                    .ticket, now)  # R13: only a confirmed reply-to is used
     result = cleanup.submit_sync(api(to=("a@example.com", "b@example.net"), from_alias="Example Shop", reply_to_sender=True))
     assert result.recipients == 2
     [msg] = rows(ready_store, t.queue_messages)

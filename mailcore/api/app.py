@@ -26,6 +26,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from mailcore import replyto
 from mailcore.catalog import Catalog
 from mailcore.store import Store, StoreError
 from mailcore.submit import Submitter
@@ -36,6 +37,7 @@ from .errors import ApiError, new_request_id
 from .params import Params
 from .queries import ApiQueries
 from .reading import READ_ACTIONS
+from .replyto import REPLY_TO_ACTIONS, ReplyToDesk, approve_link
 from .sending import SEND_ACTIONS
 from .signature import Credential, SignatureVerifier, SignedRequest
 
@@ -137,6 +139,7 @@ def create_app(store: Store, submitter: Submitter, *, clock: Callable[[], float]
     allowlist = TtlCache(catalog.ip_allowed, cache_seconds)
     verifier = SignatureVerifier(keys, clock=clock)
     trusted = [ipaddress.ip_network(p, strict=False) for p in trusted_proxies]
+    desk = ReplyToDesk(store)
 
     async def endpoint(request: Request) -> JSONResponse:
         request_id = new_request_id()
@@ -178,10 +181,12 @@ def create_app(store: Store, submitter: Submitter, *, clock: Callable[[], float]
         action = verified.action
         ctx = ActionContext(account=verified.credential.account, access_key_id=verified.credential.access_key_id,
                             client_ip=_client_ip(request, trusted), region=region, queries=queries, submitter=submitter,
-                            ip_allowed=allowlist.get)
+                            ip_allowed=allowlist.get, reply_to=desk, base_url=str(request.base_url))
         params = Params(dict([*signed.query_pairs(), *form]))
         if action in SEND_ACTIONS:
             return await SEND_ACTIONS[action](ctx, params)
+        if action in REPLY_TO_ACTIONS:
+            return await REPLY_TO_ACTIONS[action](ctx, params)
         if action in READ_ACTIONS:
             return await run_in_threadpool(READ_ACTIONS[action], ctx, params)
         if action in CONFIG_OWNED:
@@ -189,7 +194,8 @@ def create_app(store: Store, submitter: Submitter, *, clock: Callable[[], float]
         raise ApiError("InvalidApi.NotFound")
 
     methods = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"]
-    return Starlette(routes=[Route("/", endpoint, methods=methods)])
+    return Starlette(routes=[Route("/", endpoint, methods=methods),
+                             Route(replyto.APPROVE_PATH, approve_link(desk), methods=["GET"])])
 
 
 def _uvicorn(app, **kw) -> uvicorn.Server:

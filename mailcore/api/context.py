@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Awaitable, Callable
+from typing import Any, Awaitable, Callable
 
 from mailcore.submit import Submitter
 
@@ -18,3 +18,5 @@ class ActionContext:
     queries: ApiQueries
     submitter: Submitter
     ip_allowed: Callable[[tuple[str, str]], Awaitable[bool]]  # (account, ip) -> R28 verdict (cached)
+    reply_to: Any = None  # mailcore.api.replyto.ReplyToDesk (R13)
+    base_url: str = ""  # how the caller reached this endpoint (links in mail point back here)

@@ -81,6 +81,13 @@ API_ERRORS: dict[str, ErrorSpec] = {
     "InvalidReceiver.NotFound": ErrorSpec(404, "The specified receiver does not exist.", "unknown recipient list"),
     "InvalidTag.NotFound": ErrorSpec(404, "The specified tag does not exist.", "unknown TagName"),
     "InvalidDomainId.NotFound": ErrorSpec(404, "The specified domain does not exist.", "DescDomain/CheckDomain of an unknown id"),
+    # --- reply-to verification (R13, mailcore.api.replyto) --------------------------------------
+    "InvalidReplyAddress.NotFound": ErrorSpec(404, "The specified mailAddress has no reply address.",
+                                              "CheckReplyToMailAddress for a sender without reply_to"),
+    "Throttling.User": ErrorSpec(400, "Request was denied due to user flow control.",
+                                 "a second verification mail within 10 minutes"),
+    "InvalidTicket": ErrorSpec(400, "The specified ticket is not valid.",
+                               "ApproveReplyMailAddress with an unknown, used or expired ticket"),
 }
 
 

@@ -62,8 +62,10 @@ class ApiQueries:
 
     # --- sender addresses ----------------------------------------------------------------------
     def senders(self, account: str, keyword: str | None, send_type: str | None, offset: int, limit: int) -> Page:
-        q = (sa.select(t.senders, t.domains.c.status.label("domain_status"))
+        q = (sa.select(t.senders, t.domains.c.status.label("domain_status"),
+                       t.reply_to_verifications.c.verified_address.label("reply_to_verified"))
              .join(t.domains, t.senders.c.domain_id == t.domains.c.id)
+             .outerjoin(t.reply_to_verifications, t.reply_to_verifications.c.sender_id == t.senders.c.id)
              .where(t.senders.c.account_id == self._account_id(account), _like(t.senders.c.address, keyword)))
         if send_type:
             q = q.where(t.senders.c.type == send_type)

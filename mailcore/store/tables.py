@@ -82,6 +82,18 @@ senders = sa.Table(
     sa.Column("updated_at", TS, nullable=False),
 )
 
+# Reply-to verification (R13): owned by mailcore.replyto. A reply-to is verified only for the
+# address that was verified, so changing `reply_to` in config needs a new verification.
+reply_to_verifications = sa.Table(
+    "reply_to_verifications", metadata,
+    sa.Column("sender_id", sa.Integer, sa.ForeignKey("senders.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("verified_address", sa.String(254)),  # the reply-to its owner confirmed
+    sa.Column("verified_at", TS),
+    sa.Column("ticket_hash", sa.String(64), unique=True),  # sha256 of the emailed ticket, until used or replaced
+    sa.Column("ticket_address", sa.String(254)),  # the reply-to the ticket was mailed to
+    sa.Column("sent_at", TS),  # the last verification mail (one per 10 minutes)
+)
+
 sender_deletions = sa.Table(
     "sender_deletions", metadata, _id(), _account(),
     sa.Column("address", sa.String(254), nullable=False),
