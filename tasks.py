@@ -203,6 +203,16 @@ def invalid_export(c, start=None, end=None, keyword=None, output="invalid-addres
     _run(operations.invalid_list, config, store, start, end, keyword, output)
 
 
+@task(name="verify", help={"address": "the sender address whose reply_to to verify", **CONFIG_HELP})
+def reply_to_verify(c, address, config="config", store=None):
+    """Mail a sender's reply-to a link that confirms it (R13); valid 10 minutes, once per 10 minutes."""
+    from mailcore import operations
+    _run(operations.reply_to_verify, config, store, address)
+
+
+reply_to_ns = Collection("reply-to")
+reply_to_ns.add_task(reply_to_verify)
+
 invalid_ns = Collection("invalid")
 invalid_ns.add_task(invalid_list)
 invalid_ns.add_task(invalid_export)
@@ -279,4 +289,4 @@ secrets.add_task(secrets_init, name="init")
 keys = Collection("keys")
 keys.add_task(keys_generate, name="generate")
 
-ns = Collection(validate, plan, apply, verify, serve, state, migrate, test, bench, setup, harness, template, secrets, keys, queue_ns, send_ns, invalid_ns, dns_ns, notify_ns)
+ns = Collection(validate, plan, apply, verify, serve, state, migrate, test, bench, setup, harness, template, secrets, keys, queue_ns, send_ns, invalid_ns, dns_ns, notify_ns, reply_to_ns)

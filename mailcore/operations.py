@@ -139,3 +139,43 @@ def notify_retry(store_url: str | None, ids: str | None) -> int:
     n = retry(store, _ids(ids), utcnow())
     console.print(f"notify.retry: {n} deliveries pending again")
     return EXIT_OK
+
+
+def reply_to_verify(config: str, store_url: str | None, address: str) -> int:
+    """Mail a sender's reply-to its verification link (R13), through cleanup like any send."""
+    from datetime import datetime, timezone
+
+    from mailcore import replyto
+    from mailcore.catalog import Catalog
+    spec = load_account(Path(config)).spec
+    if not spec.name:
+        raise CommandError(f"{config} declares no account; pass --config DIR")
+    store = _store(store_url)
+    sender = Catalog(store).sender(address)
+    if sender is None or sender.account != spec.name:
+        raise CommandError(f"{address} is not a sender of {spec.name}")
+    api = next((li for li in spec.service.listeners if li.kind == "api" and li.region == sender.region), None)
+    if api is None:
+        raise CommandError(f"the link must point at the API, and {config} declares no api listener for {sender.region} "
+                           "(service.listeners)")
+    host = f"[{api.host}]" if ":" in api.host else api.host
+    try:
+        box = SecretBox.from_env()
+        requested = replyto.request(store, spec.name, datetime.now(timezone.utc), f"http://{host}:{api.port}/",
+                                    address=address)
+    except MasterKeyError as exc:
+        raise CommandError(str(exc)) from None
+    except replyto.ReplyToError as exc:
+        raise CommandError(f"{exc} [{exc.reason}, R13]") from None
+    cleanup = Cleanup(store, box=box)
+    try:
+        result = cleanup.submit_sync(requested.submission)
+    except SubmitRefused as exc:
+        replyto.withdraw(store, requested)
+        r = exc.refusal
+        raise CommandError(f"refused: {r.smtp[4:]} ({exc.detail}) [{exc.reason}, {r.requirement}]") from None
+    finally:
+        cleanup.close()
+    console.print(f"verification mail queued (env_id {result.env_id}) to {requested.reply_to}; its link works for "
+                  f"10 minutes, while `invoke serve` runs the API at {api.host}:{api.port}")
+    return EXIT_OK

@@ -42,3 +42,26 @@ def test_batch_job_through_tasks(tmp_path, key):
     assert "queue.release: 4" in run(["queue.release"], key, tmp_path).stdout
     r = run(["queue.list", "--state", "bogus"], key, tmp_path)
     assert r.returncode == 2 and "unknown state 'bogus'" in r.stderr
+
+
+def test_reply_to_verification_through_tasks(tmp_path, key):
+    cfg = str(ROOT / "config")
+    assert run(["apply", "--no-dns", "--config", cfg], key, tmp_path).returncode == 0
+    verify = ["reply-to.verify", "--address", "orders@mail.example.com", "--config", cfg]
+    r = run(verify, key, tmp_path)
+    assert r.returncode == 2 and "[domain-unverified, R9]" in r.stderr and "Traceback" not in r.stderr
+    store = open_store(f"sqlite:///{tmp_path / 'state' / 'mailcore.db'}")
+    with store.transaction() as conn:  # what `invoke verify` and ten minutes would do
+        conn.execute(sa.update(t.domains).values(status="verified"))
+        conn.execute(sa.update(t.senders).values(created_at=datetime.now(timezone.utc) - timedelta(hours=1)))
+    r = run(verify, key, tmp_path)  # the refused attempt did not start the 10-minute interval
+    assert r.returncode == 0, r.stderr
+    assert "verification mail queued" in r.stdout and "support@example.com" in r.stdout and "127.0.0.1:8080" in r.stdout
+    with store.engine.connect() as conn:
+        content = conn.execute(sa.select(t.queue_messages.c.content)).scalar()
+        assert conn.execute(sa.select(t.queue_recipients.c.rcpt)).scalars().all() == ["support@example.com"]
+    assert b"http://127.0.0.1:8080/reply-to/approve?ticket=" in content
+    r = run(verify, key, tmp_path)
+    assert r.returncode == 2 and "[too-soon, R13]" in r.stderr
+    r = run(["reply-to.verify", "--address", "security@mail.example.com", "--config", cfg], key, tmp_path)
+    assert r.returncode == 2 and "[no-reply-to, R13]" in r.stderr
