@@ -2,6 +2,7 @@
 (a message with the fix, printed without a traceback)."""
 from __future__ import annotations
 
+import base64
 import json
 import os
 import secrets as _secrets
@@ -257,7 +258,10 @@ def init_secrets(config: str, env_file: str = ".env") -> int:
     for name, key in sorted(wanted.items()):
         if name in existing or os.environ.get(name):
             continue
-        value = generate_password() if key == "smtp_password" else generate_master_key()
+        # an SMTP password follows R14; a `secret:` (TSIG keys among them) is standard base64, which
+        # DNS servers and dnspython read; the rest take the master key's URL-safe form
+        value = generate_password() if key == "smtp_password" else \
+            base64.b64encode(_secrets.token_bytes(32)).decode() if key == "secret" else generate_master_key()
         lines.append(f"{name}={value}")
         added.append(name)
     if lines:

@@ -91,3 +91,23 @@ def test_secrets_init_writes_policy_conformant_values(tmp_path):
     from mailcore.spec.validators import password_problems
     assert all(not password_problems(values[k]) for k in values if k.startswith("DM_SMTP_PASSWORD"))
     assert oct(env_file.stat().st_mode)[-3:] == "600"
+
+
+def test_secrets_init_writes_tsig_keys_dns_tools_read(tmp_path, monkeypatch):
+    """A generated TSIG secret is standard base64 (URL-safe '-' and '_' break dnspython, BIND and
+    Knot), and the example config validates with what secrets.init wrote."""
+    import base64
+
+    from mailcore.commands import init_secrets
+    for k in EXAMPLE_ENV:
+        monkeypatch.delenv(k, raising=False)
+    for i in range(8):  # a URL-safe key lacks '-' and '_' only about one time in four
+        env_file = tmp_path / f"{i}.env"
+        init_secrets(str(ROOT / "config"), str(env_file))
+        tsig = next(l.split("=", 1)[1] for l in env_file.read_text().splitlines() if l.startswith("MAILCORE_TSIG_SECRET="))
+        assert len(base64.b64decode(tsig, validate=True)) == 32
+        for k in EXAMPLE_ENV:
+            monkeypatch.delenv(k, raising=False)  # init_secrets loaded them; the next round writes new ones
+    r = run(["validate", "--config", str(ROOT / "config")], {"MAILCORE_ENV_FILE": str(env_file), **{k: "" for k in EXAMPLE_ENV}},
+            tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr

@@ -80,6 +80,7 @@ CASES = [
     case('secret-unresolved', [('account.yaml', 28, 20, 'secret-unresolved')]),  # the SMTP password names an environment variable that is not set
     case('secret-unresolved-api-key', [('api_keys.yaml', 5, 13, 'secret-unresolved')]),  # an API key secret file that does not exist
     case('secret-unresolved-tsig', [('account.yaml', 16, 15, 'secret-unresolved')]),  # the TSIG secret names an unset environment variable
+    case('tsig-secret', [('account.yaml', 16, 15, 'tsig-secret')], environ={'FIXTURE_TSIG_SECRET': 'kdk-SJ9sHHoQz_xK2h1Nq8Yd3vX0q1W-aUe4J8bqTw='}),  # a URL-safe base64 TSIG secret ('-', '_'): not what RFC 8945 tools read
     case('listener-unique', [('account.yaml', 13, 48, 'listener-unique')]),  # two listeners share an address
     case('queue-unique', [('account.yaml', 12, 11, 'queue-unique')]),  # one queue declared twice
     case('topic-unique', [('account.yaml', 13, 11, 'topic-unique')]),  # one topic declared twice

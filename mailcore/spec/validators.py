@@ -5,6 +5,8 @@ validator may report several ids (the allow-list validator reports allowlist-syn
 """
 from __future__ import annotations
 
+import base64
+import binascii
 import ipaddress
 import re
 from collections import Counter, defaultdict
@@ -437,12 +439,24 @@ def _resolve(ctx, ref, path: tuple, what: str, key: tuple):
         ctx.secrets[key] = value
 
 
+def _is_base64(value: str) -> bool:
+    try:
+        return bool(base64.b64decode(value.strip(), validate=True))
+    except (binascii.Error, ValueError):
+        return False
+
+
 @validator("secrets")
 def _other_secrets(spec, ctx):
     """TSIG keys and webhook signing secrets must resolve too (API keys and SMTP passwords above/below)."""
     for b in spec.dns_backends.values():
         yield from _resolve(ctx, b.tsig_secret, b.path + ("tsig", "secret"), f"TSIG secret of DNS backend '{b.name}'",
                             ("tsig", b.name))
+        secret = ctx.secrets.get(("tsig", b.name))
+        if secret is not None and not _is_base64(secret):
+            yield Issue(b.path + ("tsig", "secret"), f"TSIG secret of DNS backend '{b.name}' is not base64 (RFC 8945 "
+                        "keys are written in base64, as `tsig-keygen` prints them); generate one with "
+                        "`invoke secrets.init` or `tsig-keygen`", "tsig-secret")
     for r in spec.rules:
         for i, e in enumerate(r.endpoints):
             yield from _resolve(ctx, e.signing_secret, e.path + ("signing_secret",),
