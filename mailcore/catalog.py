@@ -10,10 +10,11 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 
 import sqlalchemy as sa
 
+from mailcore import replyto
 from mailcore.spec.validators import parse_allow_entry
 from mailcore.store import Store
 from mailcore.store import tables as t
@@ -46,10 +47,6 @@ class AccessKeyView:
     enabled: bool
 
 
-def _aware(dt: datetime) -> datetime:
-    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
-
-
 class Catalog:
     def __init__(self, store: Store, box: SecretBox | None = None):
         self.store = store
@@ -70,7 +67,7 @@ class Catalog:
         if row is None:
             return None
         return SenderView(row[0], row[1], row[2], row[3], row[4], row[5], row[5] == "verified", row[7], row[8], row[9],
-                          _aware(row[10]), bool(row[8]) and (row[11] or "").lower() == row[8].lower())
+                          row[10], replyto.is_verified(row[8], row[11]))
 
     def verify_smtp(self, address: str, password: str) -> SenderView | None:
         """The sender when `password` is its SMTP password, else None."""

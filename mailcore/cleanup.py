@@ -171,16 +171,10 @@ class Cleanup:
         `sink(works)` once with every outcome (work.ref, work.result, work.error). No writer
         thread: handing the interpreter lock to and fro at every store call cost more than the
         overlap it bought (measured with `python -m mailcore.smtpd.bench`)."""
-        works = []
-        for sub, ref in subs:
-            work = _Work(sub, sink=sink, ref=ref)
-            try:
-                work.prepared = self.prepare(sub)
-            except Exception as exc:  # a refusal, or a failure: that submission only
-                work.error = exc
-            works.append(work)
-        self._write([w for w in works if w.error is None])
-        _notify(works)
+        works = [_Work(sub, sink=sink, ref=ref) for sub, ref in subs]
+        for work in works:
+            self._prepare_work(work)
+        self._commit_group(works)
 
     # --- deciding and building (any thread) ------------------------------------------------
 
@@ -340,11 +334,7 @@ class Cleanup:
                 return
             batch: list[_Work] = []
             while work is not None:
-                if work.prepared is None:
-                    try:
-                        work.prepared = self.prepare(work.sub)
-                    except Exception as exc:  # a refusal, or a failure: that submission only
-                        work.error = exc
+                self._prepare_work(work)
                 batch.append(work)
                 if len(batch) >= 256:
                     break
@@ -353,8 +343,19 @@ class Cleanup:
                 except _queue.Empty:
                     break
                 closing = work is None  # finish this group, then stop
-            self._write([w for w in batch if w.error is None])
-            _notify(batch)
+            self._commit_group(batch)
+
+    def _prepare_work(self, work: _Work) -> None:
+        if work.prepared is None:
+            try:
+                work.prepared = self.prepare(work.sub)
+            except Exception as exc:  # a refusal, or a failure: that submission only
+                work.error = exc
+
+    def _commit_group(self, works: list[_Work]) -> None:
+        """Write the group's submissions that passed their checks, then tell every caller."""
+        self._write([w for w in works if w.error is None])
+        _notify(works)
 
     def _write(self, batch: list[_Work]) -> None:
         """One transaction for the whole group. Refusals are decided before anything of that

@@ -230,6 +230,15 @@ class CleanupProcess:
             proc.wait()
 
 
+def cleanup_submitter(store, box, settings=None, *, process: bool = True):
+    """The submitter `invoke serve` gives its listeners: cleanup in its own process (the default,
+    `service.cleanup.process`; `await start()` it), or a Cleanup in a thread of this process."""
+    if process:
+        return CleanupProcess(store.url, box=box, settings=settings)
+    from mailcore.cleanup import Cleanup
+    return Cleanup(store, box=box, settings=settings)
+
+
 # --- the child -------------------------------------------------------------------------------
 
 class _Replies:

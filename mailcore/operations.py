@@ -21,6 +21,11 @@ def _account(config: str) -> str:
     return name
 
 
+def _refused(exc: SubmitRefused) -> CommandError:
+    r = exc.refusal
+    return CommandError(f"refused: {r.smtp[4:]} ({exc.detail}) [{exc.reason}, {r.requirement}]")
+
+
 def _ids(ids: str | None) -> list[int] | None:
     if not ids or ids == "ALL":
         return None
@@ -74,8 +79,7 @@ def send_batch(config: str, store_url: str | None, receivers_list: str, template
                                     tag=tag, address_type=address_type, tracking=tracking,
                                     progress=lambda done, total: progress.update(task, completed=done, total=total))
     except SubmitRefused as exc:
-        r = exc.refusal
-        raise CommandError(f"refused: {r.smtp[4:]} ({exc.detail}) [{exc.reason}, {r.requirement}]") from None
+        raise _refused(exc) from None
     finally:
         cleanup.close()
     console.print(f"batch queued: env_id {result.env_id}, {result.recipients} recipients")
@@ -172,8 +176,7 @@ def reply_to_verify(config: str, store_url: str | None, address: str) -> int:
         result = cleanup.submit_sync(requested.submission)
     except SubmitRefused as exc:
         replyto.withdraw(store, requested)
-        r = exc.refusal
-        raise CommandError(f"refused: {r.smtp[4:]} ({exc.detail}) [{exc.reason}, {r.requirement}]") from None
+        raise _refused(exc) from None
     finally:
         cleanup.close()
     console.print(f"verification mail queued (env_id {result.env_id}) to {requested.reply_to}; its link works for "

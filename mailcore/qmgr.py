@@ -57,10 +57,6 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def _aware(dt: datetime | None) -> datetime | None:
-    return dt if dt is None or dt.tzinfo else dt.replace(tzinfo=timezone.utc)
-
-
 def backoff(attempts: int, settings: QmgrSettings) -> timedelta:
     """Delay before attempt number attempts+1: min * 2**(attempts-1), capped at max."""
     return timedelta(seconds=min(settings.retry_max_seconds, settings.retry_min_seconds * 2 ** max(0, attempts - 1)))
@@ -234,7 +230,7 @@ class Qmgr:
     def _record_one(self, conn, o: Outcome, row, now: datetime, updates: list, events: list) -> None:
         c: Classification = o.result
         attempts = row["attempts"] + 1
-        age = now - _aware(row["created_at"])
+        age = now - row["created_at"]
         if c.status == 0:
             new = "sent"
         elif not c.retry:
@@ -259,7 +255,7 @@ class Qmgr:
         tz = self._zone(row["timezone"])
         fields = {"env_id": row["env_id"], "msg_id": (row["message_id"] or "").strip("<>"), "account": row["sender"],
                   "from": row["sender"], "rcpt": row["rcpt"],
-                  "recv_time": f"{_aware(row['received_at']).astimezone(tz):%Y-%m-%d %H:%M:%S}",
+                  "recv_time": f"{row['received_at'].astimezone(tz):%Y-%m-%d %H:%M:%S}",
                   "end_time": f"{now.astimezone(tz):%Y-%m-%d %H:%M:%S}", "status": c.status, "event": "deliver",
                   "region": row["region"], "err_code": c.code, "err_msg": c.err_msg, "failed_type": c.failed_type}
         events.append({"account_id": row["account_id"], "recipient_id": o.recipient_id,

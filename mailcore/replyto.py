@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
@@ -61,12 +61,17 @@ class Requested:
     submission: Submission  # the verification mail, for the caller's submitter
 
 
+def is_verified(reply_to: str | None, verified_address: str | None) -> bool:
+    """The sender's current reply-to is the address its owner confirmed."""
+    return bool(reply_to and verified_address) and reply_to.lower() == verified_address.lower()
+
+
 def _hash(ticket: str) -> str:
     return hashlib.sha256(ticket.encode()).hexdigest()
 
 
 def _sender(conn, account: str, *, sender_id: int | None = None, address: str | None = None):
-    q = (sa.select(_s.id, _s.address, _s.reply_to, t.accounts.c.name)
+    q = (sa.select(_s.id, _s.address, _s.reply_to)
          .join(t.accounts, _s.account_id == t.accounts.c.id).where(t.accounts.c.name == account))
     q = q.where(_s.id == sender_id) if sender_id is not None else q.where(_s.address == (address or "").lower())
     row = conn.execute(q).first()
@@ -81,13 +86,13 @@ def request(store: Store, account: str, now: datetime, link_base: str, *, sender
     ticket and return the mail to send. Raises ReplyToError (sender-unknown, no-reply-to, too-soon)."""
     ticket = secrets.token_urlsafe(24)
     with store.transaction(immediate=True) as conn:
-        sid, sender, reply_to, _ = _sender(conn, account, sender_id=sender_id, address=address)
+        sid, sender, reply_to = _sender(conn, account, sender_id=sender_id, address=address)
         if not reply_to:
             raise ReplyToError("no-reply-to", sender)
         existing = conn.execute(sa.select(_v.sent_at).where(_v.sender_id == sid)).first()
         last = existing[0] if existing else None
-        if last is not None and now - _aware(last) < RESEND_INTERVAL:
-            raise ReplyToError("too-soon", f"sent at {_aware(last):%H:%M:%S} UTC")
+        if last is not None and now - last < RESEND_INTERVAL:
+            raise ReplyToError("too-soon", f"sent at {last:%H:%M:%S} UTC")
         values = {"ticket_hash": _hash(ticket), "ticket_address": reply_to, "sent_at": now}
         if existing is None:
             conn.execute(sa.insert(t.reply_to_verifications).values(sender_id=sid, **values))
@@ -120,14 +125,10 @@ def approve(store: Store, ticket: str, now: datetime) -> tuple[str, str]:
         if row is None:
             raise ReplyToError("ticket-unknown")
         sid, mailed_to, sent_at, sender, reply_to = row
-        if now - _aware(sent_at) > TICKET_LIFETIME:
-            raise ReplyToError("ticket-expired", f"sent at {_aware(sent_at):%H:%M:%S} UTC")
-        if (reply_to or "").lower() != (mailed_to or "").lower():
+        if now - sent_at > TICKET_LIFETIME:
+            raise ReplyToError("ticket-expired", f"sent at {sent_at:%H:%M:%S} UTC")
+        if not is_verified(reply_to, mailed_to):
             raise ReplyToError("reply-to-changed", f"mailed to {mailed_to}, now {reply_to or 'none'}")
         conn.execute(sa.update(t.reply_to_verifications).where(_v.sender_id == sid).values(
             verified_address=mailed_to, verified_at=now, ticket_hash=None))
     return sender, mailed_to
-
-
-def _aware(dt: datetime) -> datetime:
-    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)

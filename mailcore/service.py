@@ -15,7 +15,7 @@ from pathlib import Path
 
 from mailcore.catalog import Catalog
 from mailcore.cleanup import Cleanup, CleanupSettings
-from mailcore.cleanupd import CleanupProcess
+from mailcore.cleanupd import CleanupProcess, cleanup_submitter
 from mailcore.delivery import Transport, TransportSettings
 from mailcore.invalid import InvalidBase
 from mailcore.qmgr import Qmgr, QmgrSettings
@@ -67,11 +67,9 @@ class Service:
             self._invalid = InvalidBase(self.store)  # one copy for every SMTP listener
         if {"smtpd", "api"} & set(self.stages):
             settings = CleanupSettings(activation_delay_seconds=limits.get("activation_delay_seconds", 600))
-            if svc.cleanup.get("process", True):
-                self.cleanup = CleanupProcess(self.store.url, box=self.box, settings=settings)
+            self.cleanup = cleanup_submitter(self.store, self.box, settings, process=svc.cleanup.get("process", True))
+            if isinstance(self.cleanup, CleanupProcess):
                 await self.cleanup.start()  # a child that cannot open the store fails `serve` here
-            else:
-                self.cleanup = Cleanup(self.store, box=self.box, settings=settings)
         for li in svc.listeners:
             if li.kind == "smtp" and "smtpd" in self.stages:
                 await self._start_smtp(li, catalog)

@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable
+from typing import TYPE_CHECKING, Awaitable, Callable
 
 from mailcore.submit import Submitter
 
 from .queries import ApiQueries
+
+if TYPE_CHECKING:
+    from .replyto import ReplyToDesk
 
 
 @dataclass(frozen=True)
@@ -18,5 +21,5 @@ class ActionContext:
     queries: ApiQueries
     submitter: Submitter
     ip_allowed: Callable[[tuple[str, str]], Awaitable[bool]]  # (account, ip) -> R28 verdict (cached)
-    reply_to: Any = None  # mailcore.api.replyto.ReplyToDesk (R13)
+    reply_to: ReplyToDesk | None = None  # reply-to verification (R13)
     base_url: str = ""  # how the caller reached this endpoint (links in mail point back here)

@@ -13,6 +13,8 @@ from datetime import datetime, timedelta, timezone
 
 from cryptography.hazmat.primitives.serialization import load_der_public_key
 
+from mailcore import replyto
+
 from .context import ActionContext
 from .errors import ApiError
 from .params import Params
@@ -127,18 +129,13 @@ def check_domain(ctx: ActionContext, p: Params) -> dict:
 
 # --- sender addresses ----------------------------------------------------------------------------
 
-def _reply_status(s) -> str:
-    """"1" once the reply-to in config is the one its owner confirmed (R13), else "0"."""
-    verified = s["reply_to_verified"]
-    return "1" if s["reply_to"] and verified and verified.lower() == s["reply_to"].lower() else "0"
-
 
 def query_mail_address_by_param(ctx: ActionContext, p: Params) -> dict:
     page_no, page_size = p.page(10)
     send_type = p.choice("Sendtype", {"batch": "batch", "trigger": "trigger"})
     page = ctx.queries.senders(ctx.account, p.str("KeyWord"), send_type, (page_no - 1) * page_size, page_size)
     items = [{"MailAddressId": str(s["id"]), "AccountName": s["address"], "Sendtype": s["type"],
-              "AccountStatus": "0", "ReplyAddress": s["reply_to"] or "", "ReplyStatus": _reply_status(s),
+              "AccountStatus": "0", "ReplyAddress": s["reply_to"] or "", "ReplyStatus": "1" if replyto.is_verified(s["reply_to"], s["reply_to_verified"]) else "0",
               "DomainStatus": DOMAIN_STATUS.get(s["domain_status"], "1"),
               "CreateTime": console_time(s["created_at"])} for s in page.rows]
     return _paged(page, page_no, page_size, "mailAddress", items)

@@ -56,11 +56,10 @@ async def check_reply_to_mail_address(ctx: ActionContext, p: Params) -> dict:
         raise _error(exc) from None
     try:
         await ctx.submitter.submit(requested.submission)
-    except SubmitRefused as refused:
+    except Exception as exc:  # not sent: the ticket must not hold back the next request
         await run_in_threadpool(ctx.reply_to.withdraw, requested)
-        raise ApiError.from_refusal(refused) from None
-    except Exception:
-        await run_in_threadpool(ctx.reply_to.withdraw, requested)
+        if isinstance(exc, SubmitRefused):
+            raise ApiError.from_refusal(exc) from None
         raise
     return {}
 

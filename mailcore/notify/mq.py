@@ -55,11 +55,6 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def aware(dt: datetime | None) -> datetime | None:
-    """SQLite hands back naive datetimes; everything stored is UTC."""
-    return dt if dt is None or dt.tzinfo else dt.replace(tzinfo=timezone.utc)
-
-
 @dataclass(frozen=True)
 class QueueSetting:
     name: str
@@ -241,10 +236,10 @@ def receive(conn, queue: Queue, now: datetime, visibility: int | None = None, ma
     out = []
     for row in conn.execute(q).mappings().all():
         receipt = f"{row['id']}-{secrets.token_urlsafe(18)}"
-        first = aware(row["first_received_at"]) or now
+        first = row["first_received_at"] or now
         conn.execute(sa.update(m).where(m.c.id == row["id"]).values(
             visible_at=now + hide, receipt=receipt, receive_count=row["receive_count"] + 1, first_received_at=first))
-        out.append(QueueMessage(row["id"], receipt, row["body"], aware(row["enqueued_at"]), first,
+        out.append(QueueMessage(row["id"], receipt, row["body"], row["enqueued_at"], first,
                                 row["receive_count"] + 1, now + hide))
     return out
 
@@ -258,7 +253,7 @@ def delete(conn, queue: Queue, receipt: str, now: datetime) -> None:
     if row is None:
         raise QueueError("ReceiptHandleError", f"no message in queue '{queue.name}' holds receipt handle '{receipt}' "
                          "(deleted, or received again since)", 404)
-    if aware(row["visible_at"]) <= now or aware(row["expires_at"]) <= now:
+    if row["visible_at"] <= now or row["expires_at"] <= now:
         raise QueueError("ReceiptHandleError", f"receipt handle '{receipt}' expired with the visibility timeout; "
                          "receive the message again", 404)
     conn.execute(sa.delete(m).where(m.c.id == row["id"]))

@@ -261,12 +261,9 @@ def run_example(submitter_factory: Callable[[object], Submitter] | None = None, 
 def serve_submitter(store, *, process: bool = True):
     """The submitter `invoke serve` gives its listeners: cleanup in its own process (the
     default, `service.cleanup.process`), or in a thread of this one."""
+    from mailcore.cleanupd import cleanup_submitter
     from mailcore.store.crypto import SecretBox
-    if process:
-        from mailcore.cleanupd import CleanupProcess
-        return CleanupProcess(store.url, box=SecretBox.from_env())
-    from mailcore.cleanup import Cleanup
-    return Cleanup(store, box=SecretBox.from_env())
+    return cleanup_submitter(store, SecretBox.from_env(), process=process)
 
 
 def format_result(result: dict) -> list[str]:

@@ -2,6 +2,8 @@
 `tests/test_store.py` checks the migrated schema matches this metadata."""
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 import sqlalchemy as sa
 
 metadata = sa.MetaData(naming_convention={
@@ -11,7 +13,19 @@ metadata = sa.MetaData(naming_convention={
     "pk": "pk_%(table_name)s",
 })
 
-TS = sa.DateTime(timezone=True)
+
+
+class _UtcDateTime(sa.types.TypeDecorator):
+    """A timestamp that reads back timezone-aware: PostgreSQL keeps the zone, SQLite does not, and
+    everything stored is UTC."""
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
+        return value if value is None or value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+TS = _UtcDateTime()
 
 
 def _id():
