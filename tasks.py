@@ -13,10 +13,12 @@ ROOT = Path(__file__).resolve().parent
 os.chdir(ROOT)
 sys.path.insert(0, str(ROOT))
 
-from mailcore import commands  # noqa: E402
+from mailcore.cli import account as account_cmds  # noqa: E402
+from mailcore.cli import common, invalid as invalid_cmds, notify as notify_cmds, queue as queue_cmds  # noqa: E402
+from mailcore.cli import secrets as secret_cmds, send as send_cmds, serve as serve_cmds, state as state_cmds  # noqa: E402
 
 # Local secrets (written by `invoke secrets.init`); MAILCORE_ENV_FILE= (empty) turns this off.
-commands.load_env_file(os.environ.get("MAILCORE_ENV_FILE", str(ROOT / ".env")))
+common.load_env_file(os.environ.get("MAILCORE_ENV_FILE", str(ROOT / ".env")))
 
 CONFIG_HELP = {"config": "the account's config directory (default: config)",
                "store": "store URL (default: $MAILCORE_STORE_URL or sqlite under $MAILCORE_STATE_DIR, ./state)"}
@@ -25,7 +27,7 @@ CONFIG_HELP = {"config": "the account's config directory (default: config)",
 def _run(fn, *args, **kwargs):
     try:
         code = fn(*args, **kwargs)
-    except commands.CommandError as exc:
+    except common.CommandError as exc:
         raise Exit(f"error: {exc}", code=exc.code)
     if code:
         raise Exit(code=code)
@@ -34,7 +36,7 @@ def _run(fn, *args, **kwargs):
 @task(help={"config": CONFIG_HELP["config"]})
 def validate(c, config="config"):
     """Check the config against the schema and every semantic rule; exit 2 on errors."""
-    _run(commands.validate, config)
+    _run(account_cmds.validate, config)
 
 
 DNS_HELP = {"dns": "also the domains' DNS records through Pulumi (default; --no-dns: the store only)"}
@@ -43,37 +45,37 @@ DNS_HELP = {"dns": "also the domains' DNS records through Pulumi (default; --no-
 @task(help={**CONFIG_HELP, "json": "print the plan as JSON", **DNS_HELP})
 def plan(c, config="config", store=None, json=False, dns=True):
     """Show what apply would change, store and DNS (exit 0: no changes, 3: changes, 2: error)."""
-    _run(commands.plan, config, store, json, dns)
+    _run(account_cmds.plan, config, store, json, dns)
 
 
 @task(help={**CONFIG_HELP, **DNS_HELP})
 def apply(c, config="config", store=None, dns=True):
     """Apply DNS through Pulumi, then the store in one locked transaction (all or nothing)."""
-    _run(commands.apply, config, store, dns)
+    _run(account_cmds.apply, config, store, dns)
 
 
 @task(help=CONFIG_HELP)
 def verify(c, config="config", store=None):
     """Check every domain's records against live DNS; store verified/usable/failed and report drift."""
-    _run(commands.verify, config, store)
+    _run(account_cmds.verify, config, store)
 
 
 @task(help={**CONFIG_HELP, "stages": "comma-separated subset of smtpd,api,qmgr,notify (default: all)"})
 def serve(c, config="config", store=None, stages=None):
     """Run the mail core: SMTP and API listeners per region, delivery, notifications."""
-    _run(commands.serve, config, store, stages)
+    _run(serve_cmds.serve, config, store, stages)
 
 
 @task(help={"store": CONFIG_HELP["store"], "account": "show only this account"})
 def state(c, store=None, account=None):
     """Show what the store holds: domains, senders, lists, templates and their review state."""
-    _run(commands.show_state, store, account)
+    _run(state_cmds.show_state, store, account)
 
 
 @task(help={"store": CONFIG_HELP["store"]})
 def migrate(c, store=None):
     """Bring the store's schema to the newest migration."""
-    _run(lambda: (commands._store(store), 0)[1])
+    _run(lambda: (common.store_at(store), 0)[1])
 
 
 def _review(action):
@@ -81,7 +83,7 @@ def _review(action):
 
     @task(name=action, help={"name": "template name", "by": "who (default: $MAILCORE_ACTOR or the login)", **CONFIG_HELP, **extra})
     def review_task(c, name, by=None, config="config", store=None, reason=None):
-        _run(commands.template_review, action, name, config, store, by, reason)
+        _run(account_cmds.template_review, action, name, config, store, by, reason)
 
     review_task.__doc__ = {"submit": "Submit a draft or rejected template for review (R20).",
                            "approve": "Approve a submitted template; the approval is bound to its content.",
@@ -92,7 +94,7 @@ def _review(action):
 @task(help={"config": CONFIG_HELP["config"], "env_file": "where to write (default: .env)"})
 def secrets_init(c, config="config", env_file=".env"):
     """Generate local values for every secret the config references but the environment lacks."""
-    _run(commands.init_secrets, config, env_file)
+    _run(secret_cmds.init_secrets, config, env_file)
 
 
 @task
@@ -153,8 +155,7 @@ def _find_pg(exe: str) -> str | None:
 def _queue_task(action):
     @task(name=action, help={"ids": "comma-separated recipient ids, or ALL (default)", "store": CONFIG_HELP["store"]})
     def queue_task(c, ids="ALL", store=None):
-        from mailcore import operations
-        _run(operations.queue_move, action, store, ids)
+        _run(queue_cmds.queue_move, action, store, ids)
 
     queue_task.__doc__ = {"hold": "Hold queued recipients (incoming or deferred) until released.",
                           "release": "Release held recipients; they are retried at once.",
@@ -165,8 +166,7 @@ def _queue_task(action):
 @task(name="list", help={"state": "only this state", "limit": "rows to show (default 100)", "store": CONFIG_HELP["store"]})
 def queue_list(c, state=None, limit=100, store=None):
     """List queued recipients with their state, attempts and last reply."""
-    from mailcore import operations
-    _run(operations.queue_list, store, state, int(limit))
+    _run(queue_cmds.queue_list, store, state, int(limit))
 
 
 @task(name="batch", help={"list": "recipient list name", "template": "approved template name", "sender": "a batch sender address",
@@ -174,15 +174,13 @@ def queue_list(c, state=None, limit=100, store=None):
                           **CONFIG_HELP})
 def send_batch(c, list, template, sender, tag=None, address_type="sender", tracking=False, config="config", store=None):
     """Queue a batch send job: recipient list x approved template (R29), with a progress bar."""
-    from mailcore import operations
-    _run(operations.send_batch, config, store, list, template, sender, tag, address_type, tracking)
+    _run(send_cmds.send_batch, config, store, list, template, sender, tag, address_type, tracking)
 
 
 @task(name="jobs", help={"limit": "jobs to show (default 50)", **CONFIG_HELP})
 def send_jobs(c, limit=50, config="config", store=None):
     """List batch send jobs with status, request count and creation time."""
-    from mailcore import operations
-    _run(operations.send_jobs, config, store, int(limit))
+    _run(send_cmds.send_jobs, config, store, int(limit))
 
 
 _INVALID_HELP = {"start": "first day, YYYY-MM-DD (default: 30 days ago)", "end": "last day, YYYY-MM-DD (default: today)",
@@ -192,22 +190,19 @@ _INVALID_HELP = {"start": "first day, YYYY-MM-DD (default: 30 days ago)", "end":
 @task(name="list", help=_INVALID_HELP)
 def invalid_list(c, start=None, end=None, keyword=None, config="config", store=None):
     """List the invalid-address base (R37): date range of at most 30 days, keyword filter."""
-    from mailcore import operations
-    _run(operations.invalid_list, config, store, start, end, keyword)
+    _run(invalid_cmds.invalid_list, config, store, start, end, keyword)
 
 
 @task(name="export", help={**_INVALID_HELP, "output": "CSV file to write (default: invalid-addresses.csv)"})
 def invalid_export(c, start=None, end=None, keyword=None, output="invalid-addresses.csv", config="config", store=None):
     """Export the invalid-address base as CSV, with the same filters as invalid.list."""
-    from mailcore import operations
-    _run(operations.invalid_list, config, store, start, end, keyword, output)
+    _run(invalid_cmds.invalid_list, config, store, start, end, keyword, output)
 
 
 @task(name="verify", help={"address": "the sender address whose reply_to to verify", **CONFIG_HELP})
 def reply_to_verify(c, address, config="config", store=None):
     """Mail a sender's reply-to a link that confirms it (R13); valid 10 minutes, once per 10 minutes."""
-    from mailcore import operations
-    _run(operations.reply_to_verify, config, store, address)
+    _run(send_cmds.reply_to_verify, config, store, address)
 
 
 reply_to_ns = Collection("reply-to")
@@ -262,15 +257,13 @@ def setup_pulumi(c):
 @task(name="list", help={"state": "pending, delivered or failed", "limit": "rows (default 50)", "store": CONFIG_HELP["store"]})
 def notify_list(c, state=None, limit=50, store=None):
     """List notification deliveries, newest first, with attempts and the last error."""
-    from mailcore import operations
-    _run(operations.notify_list, store, state, int(limit))
+    _run(notify_cmds.notify_list, store, state, int(limit))
 
 
 @task(name="retry", help={"ids": "comma-separated delivery ids, or ALL (default)", "store": CONFIG_HELP["store"]})
 def notify_retry(c, ids="ALL", store=None):
     """Make failed notification deliveries pending again (after fixing an endpoint)."""
-    from mailcore import operations
-    _run(operations.notify_retry, store, ids)
+    _run(notify_cmds.notify_retry, store, ids)
 
 
 notify_ns = Collection("notify")

@@ -13,12 +13,12 @@ import signal
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mailcore.catalog import Catalog
-from mailcore.cleanup import Cleanup, CleanupSettings
-from mailcore.cleanupd import CleanupProcess, cleanup_submitter
-from mailcore.delivery import Transport, TransportSettings
-from mailcore.invalid import InvalidBase
-from mailcore.qmgr import Qmgr, QmgrSettings
+from mailcore.account.catalog import Catalog
+from mailcore.cleanup.writer import Cleanup, CleanupSettings
+from mailcore.cleanup.process import CleanupProcess, cleanup_submitter
+from mailcore.delivery.transport import Transport, TransportSettings
+from mailcore.delivery.invalid import InvalidBase
+from mailcore.queue.qmgr import Qmgr, QmgrSettings
 from mailcore.spec.model import AccountSpec
 from mailcore.store import Store
 from mailcore.store.crypto import SecretBox
@@ -90,7 +90,8 @@ class Service:
             self._tasks.append(asyncio.create_task(notifier.run(self._stop), name="notify"))
 
     async def _start_smtp(self, li, catalog) -> None:
-        from mailcore.smtpd.server import SmtpServer, SmtpSettings
+        from mailcore.ingress.smtpd.server import SmtpServer
+        from mailcore.ingress.smtpd.settings import SmtpSettings
         svc, limits = self.spec.service, self.spec.service.limits
         settings = SmtpSettings(region=li.region, host=li.host, port=li.port, tls_mode=li.tls, hostname=svc.hostname,
                                 cert_file=svc.cert_file, key_file=svc.key_file,
@@ -105,7 +106,7 @@ class Service:
         self.listening.append(Listening("smtp", li.region, li.host, server.port, li.tls))
 
     async def _start_api(self, li, catalog) -> None:
-        from mailcore.api.app import _uvicorn, create_app, listen_socket
+        from mailcore.ingress.api.app import _uvicorn, create_app, listen_socket
         sock = listen_socket(li.host, li.port)
         server = _uvicorn(create_app(self.store, self.cleanup, region=li.region, catalog=catalog))
         await self._serve_asgi(server, sock, f"api-{li.region}")
@@ -114,7 +115,7 @@ class Service:
     async def _start_queues(self, li) -> None:
         import os
 
-        from mailcore.api.app import _uvicorn, listen_socket
+        from mailcore.ingress.api.app import _uvicorn, listen_socket
         from mailcore.notify.mq import create_queue_app
         sock = listen_socket(li.host, li.port)
         server = _uvicorn(create_queue_app(self.store, token=os.environ.get("MAILCORE_QUEUE_TOKEN") or None))
@@ -159,7 +160,7 @@ class Service:
 
 
 def _signer(store, box):
-    from mailcore.cleanup import Signer
+    from mailcore.message.dkim import Signer
     return Signer(store, box)
 
 

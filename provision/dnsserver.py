@@ -14,6 +14,7 @@ Run it in the foreground::
 
 or in-process (tests): ``with DnsServerProcess(zone_dir, keys=[key]) as srv: srv.port``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,11 +22,9 @@ import asyncio
 import copy
 import io
 import logging
-import os
 import signal
 import struct
 import sys
-import tempfile
 import threading
 from pathlib import Path
 from typing import Iterable
@@ -36,7 +35,6 @@ import dns.message
 import dns.name
 import dns.opcode
 import dns.rcode
-import dns.rdata
 import dns.rdataclass
 import dns.rdataset
 import dns.rdatatype
@@ -45,84 +43,21 @@ import dns.serial
 import dns.tsig
 import dns.zone
 
+from .zonefiles import (
+    ZONE_SUFFIX,
+    ZoneLoadError,
+    create_zone_file,
+    load_zone,
+    save_zone,
+    zone_path,
+)
+
 from .rfc2136 import TsigKey
 
 log = logging.getLogger("mailcore.dnsserver")
 
-ZONE_SUFFIX = ".zone"
+
 UDP_LIMIT = 512
-DEFAULT_SOA_TIMERS = (3600, 600, 1209600, 300)  # refresh retry expire minimum
-
-
-class ZoneLoadError(Exception):
-    """A zone file could not be read; the message names the file."""
-
-
-# --------------------------------------------------------------------------- zone files
-
-
-def zone_path(zone_dir: Path | str, zone: str) -> Path:
-    return Path(zone_dir) / (zone.lower().rstrip(".") + ZONE_SUFFIX)
-
-
-def create_zone_file(zone_dir: Path | str, zone: str, *, ns_host: str | None = None,
-                     ns_address: str = "127.0.0.1", serial: int = 1, ttl: int = 3600) -> Path:
-    """Write a new zone file holding only SOA, NS and the name server's A record.
-
-    The name server defaults to ``ns1.<zone>`` so the zone is self-contained (glue in-zone).
-    Refuses to overwrite an existing file: zones carry state.
-    """
-    origin = zone.lower().rstrip(".") + "."
-    ns = (ns_host or f"ns1.{origin}").lower()
-    ns = ns if ns.endswith(".") else ns + "."
-    path = zone_path(zone_dir, zone)
-    if path.exists():
-        raise FileExistsError(f"zone file {path} already exists")
-    refresh, retry, expire, minimum = DEFAULT_SOA_TIMERS
-    lines = [
-        f"$ORIGIN {origin}",
-        f"$TTL {ttl}",
-        f"@ IN SOA {ns} hostmaster.{origin} {serial} {refresh} {retry} {expire} {minimum}",
-        f"@ IN NS {ns}",
-    ]
-    if ns.endswith("." + origin) or ns == origin:
-        lines.append(f"{ns} IN A {ns_address}")
-    Path(zone_dir).mkdir(parents=True, exist_ok=True)
-    _atomic_write(path, "\n".join(lines) + "\n")
-    return path
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix="." + path.name + ".", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-
-
-def load_zone(path: Path) -> dns.zone.Zone:
-    origin = path.name[: -len(ZONE_SUFFIX)] + "."
-    try:
-        return dns.zone.from_file(str(path), origin=origin, relativize=False, check_origin=True)
-    except (OSError, dns.exception.DNSException) as e:
-        raise ZoneLoadError(f"cannot load zone file {path}: {e}") from None
-
-
-def save_zone(zone: dns.zone.Zone, path: Path) -> None:
-    buf = io.StringIO()
-    zone.to_file(buf, sorted=True, relativize=False, want_origin=True)
-    _atomic_write(path, buf.getvalue())
-
-
-# --------------------------------------------------------------------------- the server logic
 
 
 class Authority:
@@ -441,10 +376,6 @@ def _rrset(name: dns.name.Name, rds: dns.rdataset.Rdataset) -> dns.rrset.RRset:
     return rrset
 
 
-
-# --------------------------------------------------------------------------- transport
-
-
 class _Udp(asyncio.DatagramProtocol):
     def __init__(self, authority: Authority) -> None:
         self.authority = authority
@@ -505,60 +436,6 @@ async def serve(zone_dir: Path | str, host: str = "127.0.0.1", port: int = 15353
         udp.close()
         tcp.close()
         await tcp.wait_closed()
-
-
-class DnsServerProcess:
-    """The server on its own event loop in a background thread (tests, embedded use)."""
-
-    def __init__(self, zone_dir: Path | str, host: str = "127.0.0.1", port: int = 0,
-                 keys: Iterable[TsigKey] = ()) -> None:
-        self.zone_dir, self.host, self.requested_port, self.keys = Path(zone_dir), host, port, list(keys)
-        self.port = 0
-        self.authority: Authority | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
-        self._thread: threading.Thread | None = None
-        self._error: BaseException | None = None
-
-    def start(self) -> "DnsServerProcess":
-        ready = threading.Event()
-
-        def bound(authority: Authority, port: int) -> None:
-            self.authority, self.port = authority, port
-
-        async def main() -> None:
-            self._loop = asyncio.get_running_loop()
-            self._stop = asyncio.Event()
-            await serve(self.zone_dir, self.host, self.requested_port, self.keys,
-                        ready=ready, stop=self._stop, on_bound=bound)
-
-        def run() -> None:
-            try:
-                asyncio.run(main())
-            except BaseException as e:  # reported to start()
-                self._error = e
-                ready.set()
-
-        self._thread = threading.Thread(target=run, name="dnsserver", daemon=True)
-        self._thread.start()
-        ready.wait(10)
-        if self._error:
-            raise self._error
-        return self
-
-    def stop(self) -> None:
-        if self._loop and self._stop and self._thread and self._thread.is_alive():
-            self._loop.call_soon_threadsafe(self._stop.set)
-            self._thread.join(10)
-
-    def __enter__(self) -> "DnsServerProcess":
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
-
-
-# --------------------------------------------------------------------------- command line
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,7 +14,7 @@ import dns.query
 
 from mailcore.spec.model import AccountSpec
 
-from .dnsserver import create_zone_file, zone_path
+from .zonefiles import create_zone_file, zone_path
 from .records import zone_of
 from .rfc2136 import DnsServer
 

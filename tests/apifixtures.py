@@ -15,8 +15,8 @@ import pytest
 from alibabacloud_dm20151123.client import Client as DmClient
 from alibabacloud_tea_openapi.utils_models import Config
 
-from mailcore.api.app import ApiServer, create_app
-from mailcore.submit import Submission, SubmitRefused, SubmitResult
+from mailcore.ingress.api.app import ApiServer, create_app
+from mailcore.cleanup.submission import Submission, SubmitRefused, SubmitResult
 
 from .helpers import apply, edit_yaml
 

@@ -104,7 +104,7 @@ def bench_dns() -> list[tuple]:
     from provision.account import AccountDns
     from provision.program import DnsStack, empty_program
     from provision.pulumi_cli import ensure_pulumi
-    from mailcore import domains as domain_store
+    from mailcore.account import domains as domain_store
     from provision.account import DomainKeyInput
     from tests.dnsfixtures import free_port
     from tests.storefixtures import EXAMPLE_ENV, ROOT
@@ -166,7 +166,7 @@ def bench_dns() -> list[tuple]:
 
 def bench_smtp() -> list[tuple]:
     """Issue 4: SMTP submission against mailcore (durable commit before each 250) and a bare aiosmtpd, same run."""
-    from mailcore.smtpd.bench import run_example, serve_submitter
+    from mailcore.ingress.smtpd.bench import run_example, serve_submitter
     os.environ.setdefault("MAILCORE_MASTER_KEY", generate_master_key())
     res = run_example(serve_submitter)  # as `invoke serve` runs it: cleanup in its own process
     return [(f"SMTP submission, {r['per_session']} msg/session, {res['concurrency']} sessions, 2 KB, {res['tls']}",
@@ -182,8 +182,8 @@ def bench_api() -> list[tuple]:
 
     import sqlalchemy as sa
 
-    from mailcore.api.bench import bench_single_send
-    from mailcore.smtpd.bench import serve_submitter
+    from mailcore.ingress.api.bench import bench_single_send
+    from mailcore.ingress.smtpd.bench import serve_submitter
     from mailcore.store import tables as t
     from mailcore.store.crypto import SecretBox
     from provision.records import generate_domain_keys

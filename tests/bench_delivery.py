@@ -435,10 +435,11 @@ class MailcoreWorld:
 
 @contextlib.contextmanager
 def mailcore_world(tmp: Path, *, batch_rows: int = 0, url: str | None = None):
-    from mailcore.cleanup import Cleanup
+    from mailcore.cleanup.writer import Cleanup
     from mailcore.store import open_store
     from mailcore.store.crypto import SecretBox
-    from provision.dnsserver import DnsServerProcess, create_zone_file, zone_path
+    from provision.dnsrunner import DnsServerProcess
+    from provision.zonefiles import create_zone_file, zone_path
 
     from .storefixtures import make_ready
 
@@ -463,7 +464,7 @@ def mailcore_world(tmp: Path, *, batch_rows: int = 0, url: str | None = None):
 
 def queue_singles(world: MailcoreWorld, n: int, chunk: int = 500) -> None:
     """n single-recipient API messages through Cleanup, concurrently so group commit batches them."""
-    from mailcore.submit import Recipient, Submission
+    from mailcore.cleanup.submission import Recipient, Submission
 
     html = "<p>Hello {i},</p>" + "<p>" + "Your order has shipped and is on its way. " * 40 + "</p>"
 
@@ -488,8 +489,8 @@ def queued_messages(world: MailcoreWorld) -> list[Message]:
 
 
 def _qmgr(world: MailcoreWorld, sink_port: int):
-    from mailcore.delivery import Transport, TransportSettings
-    from mailcore.qmgr import Qmgr, QmgrSettings
+    from mailcore.delivery.transport import Transport, TransportSettings
+    from mailcore.queue.qmgr import Qmgr, QmgrSettings
 
     transport = Transport(TransportSettings(nameservers=["127.0.0.1"], dns_port=world.dns.port, smtp_port=sink_port,
                                             connect_timeout=5, command_timeout=30, dns_timeout=5))
@@ -543,7 +544,7 @@ def mailcore_delivery(n: int, sink_port: int, world: MailcoreWorld | None = None
 
 def batch_to_last_delivery(n: int, sink_port: int | None = None, url: str | None = None) -> Result:
     """One BatchSendMail (run_batch) over an n-row list, then qmgr until the last delivery."""
-    from mailcore.jobs import run_batch
+    from mailcore.ingress.batch import run_batch
 
     with contextlib.ExitStack() as stack:
         if sink_port is None:

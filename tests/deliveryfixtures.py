@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from mailcore.delivery import Transport, TransportSettings
+from mailcore.delivery.transport import Transport, TransportSettings
 from mailcore.harness import FakeMX, ManualClock
-from provision.dnsserver import DnsServerProcess, create_zone_file, zone_path
+from provision.dnsrunner import DnsServerProcess
+from provision.zonefiles import create_zone_file, zone_path
 
 # zone dest.example: every record a delivery test needs
 RECORDS = """

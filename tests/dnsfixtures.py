@@ -20,7 +20,8 @@ from pathlib import Path
 import pytest
 
 from provision import rfc2136
-from provision.dnsserver import DnsServerProcess, create_zone_file
+from provision.dnsrunner import DnsServerProcess
+from provision.zonefiles import create_zone_file
 from provision.rfc2136 import DnsServer, TsigKey
 
 __all__ = ["DnsFixture", "builtin_dns", "knot_dns", "dns_server", "tsig_key", "free_port"]

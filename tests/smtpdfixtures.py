@@ -13,12 +13,13 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import sqlalchemy as sa
 
-from mailcore.catalog import Catalog
-from mailcore.smtpd.server import SmtpServer, SmtpSettings
-from mailcore.smtpd.tls import self_signed_certificate, server_context
+from mailcore.account.catalog import Catalog
+from mailcore.ingress.smtpd.server import SmtpServer
+from mailcore.ingress.smtpd.settings import SmtpSettings
+from mailcore.ingress.smtpd.tls import self_signed_certificate, server_context
 from mailcore.store import open_store
 from mailcore.store import tables as t
-from mailcore.submit import Submission, SubmitResult
+from mailcore.cleanup.submission import Submission, SubmitResult
 
 from .helpers import apply
 

@@ -9,9 +9,9 @@ from sqlalchemy.exc import OperationalError
 from starlette.applications import Starlette
 from starlette.routing import Route
 
-from mailcore.api.app import ApiServer, error_response
-from mailcore.api.errors import API_ERRORS, HOST_ID, ApiError
-from mailcore.submit import REFUSALS
+from mailcore.ingress.api.app import ApiServer, error_response
+from mailcore.ingress.api.errors import API_ERRORS, HOST_ID, ApiError
+from mailcore.cleanup.submission import REFUSALS
 
 from .apifixtures import *  # noqa: F401,F403
 from .apifixtures import RunningApi

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from darabonba.runtime import RuntimeOptions
 
-from mailcore.api.config_owned import CONFIG_OWNED
+from mailcore.ingress.api.config_owned import CONFIG_OWNED
 from mailcore.store import tables as t
 
 from .apifixtures import *  # noqa: F401,F403
@@ -218,7 +218,7 @@ def test_unknown_action_and_version(api):
 
 def test_every_status_mapping_row(api, applied_store):
     """DOMAIN_STATUS, TEMPLATE_STATUS and TASK_STATUS: each store value as the SDK reads it."""
-    from mailcore.api.reading import DOMAIN_STATUS, TASK_STATUS, TEMPLATE_STATUS
+    from mailcore.ingress.api.reading import DOMAIN_STATUS, TASK_STATUS, TEMPLATE_STATUS
 
     client = api.client()
     with applied_store.engine.connect() as conn:

@@ -8,7 +8,7 @@ import pytest
 from alibabacloud_dm20151123 import models as dm
 from alibabacloud_tea_openapi.exceptions import ClientException
 
-from mailcore.submit import Recipient
+from mailcore.cleanup.submission import Recipient
 
 from .apifixtures import *  # noqa: F401,F403
 from .apifixtures import run_api
@@ -191,8 +191,7 @@ def test_allow_list_refuses_other_clients(store, example_config, example_env):
 
 def test_every_choice_row_is_accepted(api):
     """ADDRESS_TYPES, CLICK_TRACE, the unsubscribe options and STANDARD_HEADERS, row by row."""
-    from mailcore.api.sending import (ADDRESS_TYPES, CLICK_TRACE, STANDARD_HEADERS, UNSUBSCRIBE_FILTER_LEVELS,
-                                      UNSUBSCRIBE_LINK_TYPES)
+    from mailcore.ingress.api.sending import ADDRESS_TYPES, CLICK_TRACE, STANDARD_HEADERS, UNSUBSCRIBE_FILTER_LEVELS, UNSUBSCRIBE_LINK_TYPES
 
     client = api.client()
     for raw, kind in ADDRESS_TYPES.items():

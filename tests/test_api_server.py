@@ -10,8 +10,8 @@ import pytest
 from alibabacloud_dm20151123 import models as dm
 from alibabacloud_tea_openapi.exceptions import ClientException
 
-from mailcore.api.app import TtlCache, serve_api
-from mailcore.api.bench import AcceptingSubmitter, bench_single_send
+from mailcore.ingress.api.app import TtlCache, serve_api
+from mailcore.ingress.api.bench import AcceptingSubmitter, bench_single_send
 
 from .apifixtures import *  # noqa: F401,F403
 from .apifixtures import ACCESS_KEY_ID, RecordingSubmitter, RunningApi
@@ -44,7 +44,7 @@ def test_raw_http_edges(api, monkeypatch):
                "Timestamp": "yesterday", "Signature": "x"}
         assert http.post(base, params=rpc).json()["Code"] == "InvalidTimeStamp.Format"
         assert http.post(base, params={**rpc, "SignatureMethod": "HMAC-MD5"}).json()["Code"] == "InvalidSignatureMethod"
-        monkeypatch.setattr("mailcore.api.app.MAX_BODY_BYTES", 100)
+        monkeypatch.setattr("mailcore.ingress.api.app.MAX_BODY_BYTES", 100)
         declared = http.post(base, content=b"x" * 101)
         streamed = http.post(base, content=iter([b"x" * 60, b"x" * 60]))  # chunked: no content-length
         assert [r.json()["Code"] for r in (declared, streamed)] == ["InvalidBody", "InvalidBody"]
@@ -75,7 +75,7 @@ def test_ttl_cache_reads_the_store_once_per_ttl():
 
 
 def test_allow_list_changes_take_effect_after_the_cache_ttl(store, example_config, example_env):
-    from mailcore.api.app import ApiServer, create_app
+    from mailcore.ingress.api.app import ApiServer, create_app
     from .helpers import apply, edit_yaml
     from .apifixtures import Clock
 

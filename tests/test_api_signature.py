@@ -12,9 +12,8 @@ from alibabacloud_dm20151123 import models as dm
 from alibabacloud_tea_openapi.exceptions import ClientException
 from alibabacloud_tea_openapi.utils import Utils
 
-from mailcore.api.errors import ApiError
-from mailcore.api.signature import (Credential, NonceCache, SignatureVerifier, SignedRequest, headers_of,
-                                    rpc_signature, rpc_string_to_sign, v3_signature, v3_string_to_sign)
+from mailcore.ingress.api.errors import ApiError
+from mailcore.ingress.api.signature import Credential, NonceCache, SignatureVerifier, SignedRequest, headers_of, rpc_signature, rpc_string_to_sign, v3_signature, v3_string_to_sign
 
 from .apifixtures import *  # noqa: F401,F403
 from .apifixtures import ACCESS_KEY_ID, run_api

@@ -3,9 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from mailcore import bounce
-from mailcore.bounce import (FAILED_TYPES, ROWS_BY_ID, TABLE, classify, classify_connect_failure,
-                             classify_dns_failure, classify_dropped, classify_line)
+from mailcore.delivery import bounce
+from mailcore.delivery.bounce import FAILED_TYPES, ROWS_BY_ID, TABLE, classify, classify_connect_failure, classify_dns_failure, classify_dropped, classify_line
 
 
 @pytest.mark.parametrize("row", TABLE, ids=[r.id for r in TABLE])
@@ -198,7 +197,7 @@ def test_row_ids_are_unique_and_recipient_rows_exclude_directmail():
 ])
 def test_submission_refusals_classify_as_directmail_rows(reason, row_id):
     """The SMTP texts cleanup refuses with (mailcore.submit.REFUSALS, R32) are the rows of this table."""
-    submit = pytest.importorskip("mailcore.submit")
+    submit = pytest.importorskip("mailcore.cleanup.submission")
     refusal = submit.REFUSALS.get(reason)
     if refusal is None:
         pytest.skip(f"mailcore.submit has no refusal {reason!r}")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from mailcore import bounce
+from mailcore.delivery import bounce
 
 from .harnessfixtures import *  # noqa: F401,F403
 from .harnessfixtures import attempt

@@ -8,10 +8,11 @@ import dkim
 import pytest
 import sqlalchemy as sa
 
-from mailcore.cleanup import GTUBE, Cleanup, render
+from mailcore.cleanup.writer import GTUBE, Cleanup
+from mailcore.message.render import render
 from mailcore.store import tables as t
 from mailcore.store.crypto import SecretBox
-from mailcore.submit import REFUSALS, Recipient, Submission, SubmitRefused
+from mailcore.cleanup.submission import REFUSALS, Recipient, Submission, SubmitRefused
 
 ACCOUNT = "example-shop"
 
@@ -46,7 +47,7 @@ def dns_for(store):
 
 
 def test_api_send_is_queued_signed_and_committed(cleanup, ready_store):
-    from mailcore import replyto
+    from mailcore.account import replyto
     now = datetime.now(timezone.utc)
     replyto.approve(ready_store, replyto.request(ready_store, ACCOUNT, now, "http://x", address="orders@mail.example.com")
                     .ticket, now)  # R13: only a confirmed reply-to is used
@@ -197,7 +198,7 @@ def test_header_values_read_as_the_compat32_parser_reads_them(head):
     from email import policy
     from email.parser import BytesParser
 
-    from mailcore.cleanup import header_values
+    from mailcore.message.render import header_values
     parsed = BytesParser(policy=policy.compat32).parsebytes(head + b"\r\n\r\n", headersonly=True)
     ours = header_values(head)
     for name in ("Message-ID", "Date", "Subject", "X-AliDM-Trace"):

@@ -15,12 +15,12 @@ import dkim
 import pytest
 import sqlalchemy as sa
 
-from mailcore.cleanup import GTUBE
-from mailcore.cleanupd import CleanupProcess, CleanupUnavailable, FrameBuffer, frame
+from mailcore.cleanup.writer import GTUBE
+from mailcore.cleanup.process import CleanupProcess, CleanupUnavailable, FrameBuffer, frame
 from mailcore.store import open_store
 from mailcore.store import tables as t
 from mailcore.store.crypto import SecretBox, generate_master_key
-from mailcore.submit import SubmitRefused
+from mailcore.cleanup.submission import SubmitRefused
 
 from .test_cleanup import _invalid, api, dns_for, rows
 
@@ -136,7 +136,7 @@ def test_the_child_leaves_when_its_parent_does(ready_store):
 
 _PARENT = r'''
 import asyncio, signal, sys
-from mailcore.cleanupd import CleanupProcess
+from mailcore.cleanup.process import CleanupProcess
 from mailcore.store.crypto import SecretBox
 from tests.test_cleanup import api
 

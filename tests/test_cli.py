@@ -98,7 +98,7 @@ def test_secrets_init_writes_tsig_keys_dns_tools_read(tmp_path, monkeypatch):
     Knot), and the example config validates with what secrets.init wrote."""
     import base64
 
-    from mailcore.commands import init_secrets
+    from mailcore.cli.secrets import init_secrets
     for k in EXAMPLE_ENV:
         monkeypatch.delenv(k, raising=False)
     for i in range(8):  # a URL-safe key lacks '-' and '_' only about one time in four

@@ -5,7 +5,7 @@ import asyncio
 
 import pytest
 
-from mailcore.delivery import DnsFailure, Item
+from mailcore.delivery.transport import DnsFailure, Item
 
 from .deliveryfixtures import world  # noqa: F401
 

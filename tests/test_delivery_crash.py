@@ -7,11 +7,11 @@ import asyncio
 
 import sqlalchemy as sa
 
-from mailcore.cleanup import Cleanup
+from mailcore.cleanup.writer import Cleanup
 from mailcore.store import open_store
 from mailcore.store import tables as t
 from mailcore.store.crypto import SecretBox
-from mailcore.submit import Recipient, Submission
+from mailcore.cleanup.submission import Recipient, Submission
 
 from .servefixtures import mailcore_service, world  # noqa: F401
 from .test_serve import wait_for

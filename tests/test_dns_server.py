@@ -16,7 +16,8 @@ import dns.zone
 import pytest
 
 from provision import rfc2136
-from provision.dnsserver import DnsServerProcess, create_zone_file, load_zone, zone_path
+from provision.dnsrunner import DnsServerProcess
+from provision.zonefiles import create_zone_file, load_zone, zone_path
 from provision.rfc2136 import DnsServer, RecordSet
 
 from .dnsfixtures import *  # noqa: F401,F403

@@ -16,7 +16,7 @@ from pathlib import Path
 import aiosmtplib
 import pytest
 
-from mailcore import bounce
+from mailcore.delivery import bounce
 from mailcore.harness import FakeMX, ManualClock, Scenario, ScenarioError, scheme_script
 
 from .harnessfixtures import *  # noqa: F401,F403

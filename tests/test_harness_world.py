@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from mailcore.delivery import Item, Transport, TransportSettings
+from mailcore.delivery.transport import Item, Transport, TransportSettings
 from mailcore.harness.pytest_plugin import fake_mx_clock, fake_mx_factory, mail_world  # noqa: F401
 
 

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import sqlalchemy as sa
 
-from mailcore import invalid
+from mailcore.delivery import invalid
 from mailcore.store import tables as t
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=timezone.utc)

@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from mailcore.notify import parse_event_body
-from mailcore.notify.http import (CONTENT_TYPE, HttpSettings, backoff, sign, verify_signature)
+from mailcore.notify.http import CONTENT_TYPE, HttpSettings, backoff, sign, verify_signature
 from mailcore.notify.router import route_pending
 from mailcore.notify.worker import Notifier, NotifierSettings
 from mailcore.store import tables as t

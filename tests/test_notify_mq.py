@@ -8,7 +8,7 @@ import threading
 import pytest
 import sqlalchemy as sa
 
-from mailcore.api.app import ApiServer
+from mailcore.ingress.api.app import ApiServer
 from mailcore.notify import mq, parse_event_body
 from mailcore.notify.mq import QUEUE_SETTINGS, QueueClient, QueueError, configure_queue, create_queue_app
 from mailcore.notify.worker import Notifier

@@ -136,7 +136,7 @@ def test_apply_is_all_or_nothing(store, example_config, monkeypatch):
 
 
 def test_edited_approved_template_returns_to_draft(store, example_config):
-    from mailcore.review import review
+    from mailcore.account.review import review
     from mailcore.plan import utcnow
     apply(store, example_config)
     with store.transaction() as conn:

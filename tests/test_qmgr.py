@@ -9,11 +9,11 @@ from urllib.parse import unquote
 import pytest
 import sqlalchemy as sa
 
-from mailcore.cleanup import Cleanup
-from mailcore.qmgr import Qmgr, QmgrSettings, backoff
+from mailcore.cleanup.writer import Cleanup
+from mailcore.queue.qmgr import Qmgr, QmgrSettings, backoff
 from mailcore.store import tables as t
 from mailcore.store.crypto import SecretBox
-from mailcore.submit import Recipient, Submission, SubmitRefused
+from mailcore.cleanup.submission import Recipient, Submission, SubmitRefused
 
 from .deliveryfixtures import world  # noqa: F401
 

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import sqlalchemy as sa
 
-from mailcore import queue
+from mailcore.queue import states as queue
 from mailcore.store import tables as t
 
 NOW = datetime(2026, 11, 27, 8, 0, tzinfo=timezone.utc)

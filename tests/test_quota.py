@@ -6,9 +6,9 @@ from datetime import datetime, timezone
 import pytest
 import sqlalchemy as sa
 
-from mailcore import quota
+from mailcore.cleanup import quota
 from mailcore.store import tables as t
-from mailcore.submit import SubmitRefused
+from mailcore.cleanup.submission import SubmitRefused
 
 NOW = datetime(2026, 11, 30, 20, 0, tzinfo=timezone.utc)  # already 1 December in Shanghai
 

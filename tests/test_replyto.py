@@ -10,11 +10,11 @@ import sqlalchemy as sa
 from alibabacloud_dm20151123 import models as dm
 from alibabacloud_tea_openapi.exceptions import ClientException
 
-from mailcore import replyto
-from mailcore.api.errors import API_ERRORS
-from mailcore.api.replyto import REASON_CODES
-from mailcore.catalog import Catalog
-from mailcore.cleanup import Cleanup
+from mailcore.account import replyto
+from mailcore.ingress.api.errors import API_ERRORS
+from mailcore.ingress.api.verifying import REASON_CODES, verification_submission
+from mailcore.account.catalog import Catalog
+from mailcore.cleanup.writer import Cleanup
 from mailcore.store import tables as t
 from mailcore.store.crypto import SecretBox
 
@@ -37,8 +37,9 @@ def reason(call) -> str:
 
 def test_a_ticket_confirms_the_reply_to_once(ready_store):
     req = ask(ready_store)
-    assert (req.reply_to, [r.address for r in req.submission.recipients]) == (SUPPORT, [SUPPORT])
-    assert req.link == f"http://127.0.0.1:8080/reply-to/approve?ticket={req.ticket}" and req.link in req.submission.text_body
+    mail = verification_submission(ACCOUNT, req)
+    assert (req.reply_to, mail.sender, [r.address for r in mail.recipients]) == (SUPPORT, ORDERS, [SUPPORT])
+    assert req.link == f"http://127.0.0.1:8080/reply-to/approve?ticket={req.ticket}" and req.link in mail.text_body
     assert not Catalog(ready_store).sender(ORDERS).reply_to_verified
     assert replyto.approve(ready_store, req.ticket, NOW + timedelta(minutes=9)) == (ORDERS, SUPPORT)
     assert Catalog(ready_store).sender(ORDERS).reply_to_verified

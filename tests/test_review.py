@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 import pytest
 import sqlalchemy as sa
 
-from mailcore.review import ACTIONS, STATUSES, TRANSITIONS, ReviewError, review
+from mailcore.account.review import ACTIONS, STATUSES, TRANSITIONS, ReviewError, review
 from mailcore.store import tables as t
 
 from .helpers import apply

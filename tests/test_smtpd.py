@@ -12,9 +12,9 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from mailcore.smtpd.replies import REPLIES, reply
+from mailcore.ingress.smtpd.replies import REPLIES, reply
 from mailcore.store import tables as t
-from mailcore.submit import REFUSALS, SubmitRefused
+from mailcore.cleanup.submission import REFUSALS, SubmitRefused
 
 from .smtpdfixtures import *  # noqa: F401,F403
 from .smtpdfixtures import (ALERTS, ALERTS_PASSWORD, ORDERS, ORDERS_PASSWORD, implicit_client, line, message, set_rows,
@@ -350,7 +350,7 @@ def test_stop_says_421_to_connected_clients(start_smtpd, smtpd_loop, client_tls)
 # --- with the real cleanup -----------------------------------------------------------------------
 
 def test_send_through_the_real_cleanup_is_in_the_queue_before_the_250(start_smtpd, smtp_store, client_tls):
-    from mailcore.cleanup import Cleanup
+    from mailcore.cleanup.writer import Cleanup
     from mailcore.store.crypto import SecretBox
 
     cleanup = Cleanup(smtp_store, box=SecretBox.from_env())
@@ -377,8 +377,8 @@ def test_send_through_the_real_cleanup_is_in_the_queue_before_the_250(start_smtp
 # --- the lookup cache ----------------------------------------------------------------------------
 
 def test_sender_lookups_are_reused_for_their_ttl_then_refetched(smtp_store, smtpd_loop):
-    from mailcore.catalog import Catalog
-    from mailcore.smtpd.server import SenderLookups
+    from mailcore.account.catalog import Catalog
+    from mailcore.ingress.smtpd.handler import SenderLookups
 
     now = [100.0]
     lookups = SenderLookups(Catalog(smtp_store), ttl=1.0, monotonic=lambda: now[0])
@@ -400,8 +400,8 @@ def test_sender_lookups_are_reused_for_their_ttl_then_refetched(smtp_store, smtp
 # --- the benchmark function runs (numbers are for `invoke bench`, not asserted) -------------------
 
 def test_bench_measure_returns_rates_for_both_servers(smtp_store, submitter, smtpd_loop):
-    from mailcore.catalog import Catalog
-    from mailcore.smtpd.bench import format_result, measure
+    from mailcore.account.catalog import Catalog
+    from mailcore.ingress.smtpd.bench import format_result, measure
 
     result = smtpd_loop.run(measure(catalog=Catalog(smtp_store), submitter=submitter, sender=ORDERS,
                                  password=ORDERS_PASSWORD, region="cn-hangzhou", concurrency=2, per_session=(1, 2),
@@ -516,7 +516,7 @@ def test_data_reads_as_aiosmtpd_does(start_smtpd, submitter, smtpd_loop, index):
 
     from aiosmtpd.smtp import SMTP as AioSMTP
 
-    from mailcore.smtpd.replies import translate
+    from mailcore.ingress.smtpd.replies import translate
     payload = _data_payloads()[index]
     got = []
 

@@ -16,11 +16,11 @@ import aiosmtpd.smtp
 import pytest
 from cryptography import x509
 
-from mailcore.smtpd.replies import AIOSMTPD_LINES, REPLIES, Reply, refusal, reply, translate
-from mailcore.smtpd.server import (MAIL_DSN, RCPT_DSN, SmtpConfigError, SmtpSettings, Trace, TraceHeaderError,
-                                   parse_trace, take_dsn_params)
-from mailcore.smtpd.tls import ensure_self_signed, self_signed_certificate, server_context
-from mailcore.submit import REFUSALS
+from mailcore.ingress.smtpd.replies import AIOSMTPD_LINES, REPLIES, Reply, refusal, reply, translate
+from mailcore.ingress.smtpd.parsing import MAIL_DSN, RCPT_DSN, Trace, TraceHeaderError, parse_trace, take_dsn_params
+from mailcore.ingress.smtpd.settings import SmtpConfigError, SmtpSettings
+from mailcore.ingress.smtpd.tls import ensure_self_signed, self_signed_certificate, server_context
+from mailcore.cleanup.submission import REFUSALS
 
 ENHANCED = re.compile(r"[245]\.(0|[1-9]\d{0,2})\.(0|[1-9]\d{0,2})")
 # RFC 2034: no enhanced code on the greeting and EHLO/HELO lines; 3xx continuations have none either
@@ -215,7 +215,7 @@ def test_ensure_self_signed_reuses_then_renews(tmp_path):
 
 
 def test_unloadable_certificate_is_a_clear_error(tmp_path):
-    from mailcore.smtpd.tls import TlsError
+    from mailcore.ingress.smtpd.tls import TlsError
     (tmp_path / "c.pem").write_text("not a certificate")
     with pytest.raises(TlsError, match="cannot load TLS certificate"):
         server_context(tmp_path / "c.pem", tmp_path / "c.pem")
@@ -250,7 +250,8 @@ PATHS = ["<a@b.c>", "<a@b.c> SIZE=100", " <a@b.c>", "<a.b@c-d.e>  BODY=8BITMIME"
 def test_getaddr_matches_aiosmtpd(arg, local_part_limit):
     from aiosmtpd.smtp import SMTP
 
-    from mailcore.smtpd.server import SubmissionSMTP, _SIMPLE_PATH
+    from mailcore.ingress.smtpd.protocol import SubmissionSMTP
+    from mailcore.ingress.smtpd.parsing import _SIMPLE_PATH
     ours, theirs = SubmissionSMTP.__new__(SubmissionSMTP), SMTP.__new__(SMTP)
     ours.local_part_limit = theirs.local_part_limit = local_part_limit
     assert ours._getaddr(arg) == theirs._getaddr(arg)

@@ -10,7 +10,7 @@ import signal
 import sys
 import threading
 
-from mailcore import bounce
+from mailcore.delivery import bounce
 
 from .scenario import Scenario, ScenarioError
 from .server import FakeMX

@@ -8,15 +8,12 @@ import json
 import threading
 from dataclasses import asdict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlsplit
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .server import FakeMX
 
 
 class HttpApi:
-    def __init__(self, mx: "FakeMX", *, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, mx, *,  # mx: the FakeMX (server.py) whose log it serves
+                 host: str = "127.0.0.1", port: int = 0) -> None:
         self.mx = mx
         self._server = ThreadingHTTPServer((host, port), self._handler_class())
         self._server.daemon_threads = True

@@ -66,7 +66,8 @@ def mail_world(tmp_path_factory, fake_mx_factory):
     """A fake MX plus the built-in DNS server serving the recipient test domains `dest.example`
     and `shop.example` (any local part, see the address scheme); `nxdomain.<domain>` does not
     exist, for the guide's DNS failure."""
-    from provision.dnsserver import DnsServerProcess, create_zone_file, zone_path
+    from provision.dnsrunner import DnsServerProcess
+    from provision.zonefiles import create_zone_file, zone_path
 
     domains = ("dest.example", "shop.example")
     mx = fake_mx_factory()

@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from mailcore import bounce
+from mailcore.delivery import bounce
 
 ACCEPT = "250 2.0.0 OK"
 DROP = "drop"          # a reply meaning: close the connection without answering

@@ -1,4 +1,13 @@
-"""Plan and apply: the store's state against one account's config."""
+"""Plan and apply: the store's state against one account's config (R1-R20, R22-R24, R28).
+
+- state: the config and the store as comparable row sets
+- diff: the Plan, a value (creates, updates, deletes per kind)
+- apply: refusals (R4 domain with senders, R11 sender deletions per month, ...), the lock, and
+  the writes in dependency order, in one transaction
+- render: the plan as text and JSON
+
+May import: spec, store.
+"""
 from __future__ import annotations
 
 import getpass

@@ -1,4 +1,12 @@
-"""The account's desired state: load a config directory, validate it, report every finding at once."""
+"""The account's desired state: load a config directory, validate it, report every finding at once.
+
+- source: YAML with file:line:col on every node; schema: the JSON Schema; model: the typed spec
+- validators: the semantic checks (limits R4, R11, R16-R19, R22, R28; R5/R6 domain rules; R14)
+- limits: every numeric limit of the guide as one table; recipients: list files (R17, R18)
+- emails, secrets, issues: addresses, `{env:}`/`{file:}` references, the error report
+
+Imports nothing of mailcore's: every other package may import it.
+"""
 from __future__ import annotations
 
 import os

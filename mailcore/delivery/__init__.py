@@ -1,0 +1,9 @@
+"""Delivery: from a claimed recipient to a classified outcome.
+
+- transport: MX lookup, outbound SMTP (aiosmtplib), opportunistic STARTTLS, next MX on failure
+- bounce: every reply classified by the guide's tables, one row per documented code
+  (status, failed_type, retry, invalid address: R25, R27, R33, R37)
+- invalid: the invalid-address base (R37), queried by cleanup and the RCPT check
+
+May import: store. Never the queue: qmgr calls delivery, not the other way round.
+"""
