@@ -1,7 +1,7 @@
 """`invoke serve`: the mail core as one asyncio process.
 
 Stages: smtpd and api (ingress, through cleanup into the queue), qmgr (delivery), notify (event
-notifications). Cleanup runs in a child process of its own (mailcore.cleanupd) unless
+notifications). Cleanup runs in a child process of its own (mailcore.cleanup.process) unless
 `service.cleanup.process` is false. Because the queue is the store, each stage can also run as its own process over
 one store (`--stages qmgr` on one machine, `--stages smtpd,api` on another); nothing else is shared.
 """

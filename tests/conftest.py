@@ -1,10 +1,13 @@
-"""Shared pytest fixtures for the config-spec tests (tests/test_spec_*.py)."""
+"""Fixtures every test may use: stores (each store test runs on SQLite and on PostgreSQL, from
+tests/support/store.py) and the example account's secrets."""
 from __future__ import annotations
 
 import shutil
 from pathlib import Path
 
 import pytest
+
+from tests.support.store import *  # noqa: F401,F403
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "fixtures"

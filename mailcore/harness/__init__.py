@@ -3,7 +3,7 @@
 Why: delivery, retries, bounce classification and events can only be tested end to end against a
 receiver that says ``451 4.7.1 Greylisting in action`` twice and then accepts, or
 ``452 4.2.2 ... OverQuotaTemp``, on demand. The harness replays every recipient-side row of
-:mod:`mailcore.bounce`, chosen by the recipient address or by a YAML scenario file, and records
+:mod:`mailcore.delivery.bounce`, chosen by the recipient address or by a YAML scenario file, and records
 what it accepted so tests can look (Python API and HTTP).
 
 Use it::
@@ -47,7 +47,7 @@ local part           behaviour
 ``tempfail``         RCPT: ``451 4.3.0 Temporary server error, please try again later``
 ``rcpt-reject``      RCPT: ``550 5.7.1 Delivery not authorized, message refused``
 ``data-reject``      DATA: ``554 5.6.0 Transaction failed: message refused``
-``bounce-<row-id>``  the reply of that row of ``mailcore.bounce.TABLE`` (every recipient-side row,
+``bounce-<row-id>``  the reply of that row of ``mailcore.delivery.bounce.TABLE`` (every recipient-side row,
                      ids listed by ``python -m mailcore.harness --list``), at DATA for rows whose
                      phase is ``data`` and at RCPT otherwise; ``$EMAIL``, ``$IP``, ``$DOMAIN`` filled
                      with the real recipient, client IP and recipient domain

@@ -1,7 +1,7 @@
 """``python -m mailcore.harness``: run a fake MX in the foreground until Ctrl-C / SIGTERM.
 
 Prints where it listens and where the JSON endpoint is; ``--list`` prints the scheme's
-``bounce-<row-id>`` scenarios (one per recipient-side row of mailcore.bounce) and exits.
+``bounce-<row-id>`` scenarios (one per recipient-side row of mailcore.delivery.bounce) and exits.
 """
 from __future__ import annotations
 

@@ -122,13 +122,13 @@ def scheme_script(local_part: str) -> Script | None:
         if row is None or row not in bounce.RECIPIENT_ROWS:
             # Refuse loudly rather than accept: a typo in a row id must not look like a delivery.
             return Script(name, rcpt=(f"550 5.5.0 fake MX: no recipient-side row {name[7:]!r} in "
-                                      "mailcore.bounce.TABLE (python -m mailcore.harness --list)",))
+                                      "mailcore.delivery.bounce.TABLE (python -m mailcore.harness --list)",))
         return bounce_script(row)
     return None
 
 
 def bounce_script(row: bounce.Row) -> Script:
-    """Replay a recipient-side row of :mod:`mailcore.bounce` at its phase (connect/MAIL rows at RCPT:
+    """Replay a recipient-side row of :mod:`mailcore.delivery.bounce` at its phase (connect/MAIL rows at RCPT:
     the server cannot know the recipient before RCPT)."""
     reply = row.template.replace("xx", bounce.SAMPLE_VALUES["xx"])  # "[BLxx]" -> "[BLTS01]"
     if row.phase == "data":

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 def parse_event_body(body: str) -> dict[str, str]:
     """Split the guide's `key=value&...` body (R25, R26) into a dict. Values were written with
-    '%' and '&' percent-encoded (mailcore.qmgr.event_body), so they are decoded here."""
+    '%' and '&' percent-encoded (mailcore.queue.qmgr.event_body), so they are decoded here."""
     out: dict[str, str] = {}
     for pair in body.split("&"):
         if not pair:

@@ -59,7 +59,7 @@ class SecretBox:
         self._fp = fp
 
     def __reduce__(self):
-        # pickled by its key, for the cleanup process (mailcore.cleanupd) over its private socket
+        # pickled by its key, for the cleanup process (mailcore.cleanup.process) over its private socket
         return (SecretBox, (self._master_key,))
 
     @classmethod

@@ -96,7 +96,7 @@ senders = sa.Table(
     sa.Column("updated_at", TS, nullable=False),
 )
 
-# Reply-to verification (R13): owned by mailcore.replyto. A reply-to is verified only for the
+# Reply-to verification (R13): owned by mailcore.account.replyto. A reply-to is verified only for the
 # address that was verified, so changing `reply_to` in config needs a new verification.
 reply_to_verifications = sa.Table(
     "reply_to_verifications", metadata,

@@ -6,7 +6,7 @@ those codes, so they are the documented DirectMail ones (DIRECTMAIL-API.md §5).
 `{Parameter}` in it is a family (`MissingToAddress`, `MissingAccountName`, ...), as the real
 gateway names the missing parameter in the code itself.
 
-Submission refusals come from `mailcore.submit.REFUSALS`; every api_code used there is a row here
+Submission refusals come from `mailcore.cleanup.submission.REFUSALS`; every api_code used there is a row here
 with the same status and message (a test checks), so the API answers a refusal the same way
 whichever side raised it.
 """

@@ -1,7 +1,7 @@
 """Every reply the submission server writes, in one table.
 
 Refusals that cleanup and the API share (535, 556, 557, 559, 551, 552, 554, ...) live in
-`mailcore.submit.REFUSALS`; this table holds the rest: protocol replies (greeting, EHLO, AUTH,
+`mailcore.cleanup.submission.REFUSALS`; this table holds the rest: protocol replies (greeting, EHLO, AUTH,
 syntax errors, the DATA acknowledgement with the queue id, shutdown). Codes carry RFC 3463
 enhanced status codes (we advertise ENHANCEDSTATUSCODES, RFC 2034), except where RFC 2034
 exempts them: the greeting, the EHLO/HELO lines, and the 3xx continuations.

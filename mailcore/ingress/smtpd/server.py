@@ -17,7 +17,7 @@ protocol; only its success is acknowledged with the guide's `250 Data Ok: queued
 client keeps the message and retries: nothing acknowledged is lost. The submission runs shielded
 from the connection, so a client that hangs up mid-commit cannot cut a commit in half.
 
-Every line the client sees comes from `replies.REPLIES` or `mailcore.submit.REFUSALS`.
+Every line the client sees comes from `replies.REPLIES` or `mailcore.cleanup.submission.REFUSALS`.
 
 Store lookups (password check included: scrypt on a cache miss) run in worker threads, so one
 slow lookup never stalls the other sessions on the event loop; within `lookup_cache_seconds` a

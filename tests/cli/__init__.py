@@ -1,0 +1,1 @@
+"""Tests of mailcore.cli: the commands as the invoke tasks run them."""

@@ -1,0 +1,1 @@
+"""Tests of mailcore.delivery: outbound SMTP against the fake MX, the bounce table, the invalid base."""

@@ -1,0 +1,1 @@
+"""End to end: config, DNS, serve, SMTP and the SDK, the fake MX, notifications."""

@@ -1,0 +1,1 @@
+"""Tests of mailcore.harness: the fake MX and its pytest plugin."""

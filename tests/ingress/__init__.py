@@ -1,0 +1,1 @@
+"""Tests of mailcore.ingress: SMTP submission and the DirectMail-compatible API."""

@@ -1,0 +1,1 @@
+"""Tests of mailcore.ingress.smtpd (R31, R32): smtplib against the running listener."""

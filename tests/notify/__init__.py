@@ -1,0 +1,1 @@
+"""Tests of mailcore.notify (R21-R26): routing, webhooks, queues, topics."""

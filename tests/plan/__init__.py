@@ -1,0 +1,1 @@
+"""Tests of mailcore.plan: diff, refusals, apply."""

@@ -1,0 +1,1 @@
+"""Tests of mailcore.queue: queue states and qmgr."""

@@ -1,0 +1,1 @@
+"""Tests of mailcore.service: invoke serve's stages together."""

@@ -1,0 +1,3 @@
+"""The fixtures the tests under tests/service/ share (defined in tests/support/)."""
+from tests.support.serve import mailcore_service  # noqa: F401
+from tests.support.world import world  # noqa: F401

@@ -1,0 +1,1 @@
+"""Tests of mailcore.store: migrations, crypto, SQLite and PostgreSQL."""
