@@ -9,8 +9,10 @@ and one BatchSendMail over 10,000 rows to the last delivery (tests/bench_deliver
 """
 from __future__ import annotations
 
+import json
 import os
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -24,7 +26,8 @@ from mailcore.spec.recipients import load_recipients
 from mailcore.store import open_store
 from mailcore.store.crypto import generate_master_key
 
-console = Console()
+# piped (CI logs, `| tee`): a wide fixed width instead of wrapping every cell at 80 columns
+console = Console(width=None if sys.stdout.isatty() else 220)
 REPEAT = 3
 
 
@@ -234,6 +237,7 @@ def main() -> int:
     table = Table(title="mailcore benchmarks", title_justify="left")
     for col in ("benchmark", "measured", "target", "verdict", "notes"):
         table.add_column(col)
+    figures = []  # what --json / MAILCORE_BENCH_JSON writes, so runs can be compared
     only = os.environ.get("MAILCORE_BENCH")  # e.g. MAILCORE_BENCH=smtp runs the benchmarks whose name has "smtp"
     for title, fn in BENCHES:
         if only and only.lower() not in title.lower():
@@ -241,6 +245,8 @@ def main() -> int:
         with console.status(title):
             rows = fn()
         for name, value, target, unit, notes in rows:
+            figures.append({"benchmark": title, "name": name, "value": value, "target": target, "unit": unit,
+                            "met": None if target is None else _met(value, target, unit), "notes": notes})
             if target is None:  # reported only: the issue sets no target
                 table.add_row(name, f"{value:.2f}{unit}", "-", "reported", notes)
             elif unit == "s":
@@ -249,6 +255,11 @@ def main() -> int:
                 table.add_row(name, f"{value:.2f}", f"{target} {unit}", "met" if _met(value, target, unit) else "NOT met",
                               notes)
     console.print(table)
+    out = Path(os.environ.get("MAILCORE_BENCH_JSON") or f"state/bench-{time.strftime('%Y%m%dT%H%M%S')}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"when": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "cpus": os.cpu_count(),
+                               "figures": figures}, indent=2) + "\n")
+    console.print(f"figures written to {out}")
     return 0
 
 
