@@ -10,7 +10,7 @@ from jsonschema import Draft202012Validator
 from .issues import Issue
 from .limits import LIMITS, describe
 
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "config" / "schema" / "account.schema.json"
+SCHEMA_PATH = Path(__file__).resolve().with_name("account.schema.json")  # config/schema/ links here (for editors)
 
 
 @lru_cache(maxsize=1)

@@ -39,9 +39,9 @@ def _subkeys(master: str) -> tuple[bytes, bytes]:
     try:
         raw = base64.urlsafe_b64decode(master.encode())
     except (ValueError, TypeError) as exc:
-        raise MasterKeyError(f"{MASTER_KEY_ENV} is not URL-safe base64 ({exc}); generate one with `invoke keys.generate`") from None
+        raise MasterKeyError(f"{MASTER_KEY_ENV} is not URL-safe base64 ({exc}); generate one with `mailcore keys generate` (or `invoke keys.generate`)") from None
     if len(raw) != 32:
-        raise MasterKeyError(f"{MASTER_KEY_ENV} must decode to 32 bytes, got {len(raw)}; generate one with `invoke keys.generate`")
+        raise MasterKeyError(f"{MASTER_KEY_ENV} must decode to 32 bytes, got {len(raw)}; generate one with `mailcore keys generate` (or `invoke keys.generate`)")
 
     def derive(info: bytes) -> bytes:
         return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(raw)
@@ -66,7 +66,7 @@ class SecretBox:
     def from_env(cls, environ=os.environ) -> "SecretBox":
         key = environ.get(MASTER_KEY_ENV)
         if not key:
-            raise MasterKeyError(f"{MASTER_KEY_ENV} is not set; generate one with `invoke keys.generate`, keep it outside git, "
+            raise MasterKeyError(f"{MASTER_KEY_ENV} is not set; generate one with `mailcore keys generate` (or `invoke keys.generate`), keep it outside git, "
                                  "and export it (or put it in .env)")
         return cls(key)
 
