@@ -15,6 +15,12 @@ address joins the invalid-address base. The rows come from the guide's section
 * a handful of RFC 3463 enhanced-code rows (``source="rfc3463"``) so a reply none of the above
   names still gets the right failed_type from its enhanced status code.
 
+A reply no row matches goes to the general classification (issue 13, :mod:`mailcore.delivery.reasons`):
+DirectMail's own texts under any code, then the RFC 3463 registry (:mod:`mailcore.delivery.enhanced`),
+then receiver phrases grouped by reason (:mod:`mailcore.delivery.phrases`); the rows above stay on
+top. fixtures/bounces/replies.csv holds real replies labelled by hand; tests/delivery/test_corpus.py
+prints the agreement.
+
 Patterns: the guide's placeholders ``$EMAIL``, ``$IP``, ``$DOMAIN`` and ``xx`` become wildcards;
 matching is a case-insensitive search with runs of whitespace treated as one space, so the
 multi-line replies real servers send (Gmail's ``550-5.1.1 ...``) match. Spaces that the guide's
@@ -46,7 +52,8 @@ Decisions where the guide contradicts itself (each row's ``why`` says which appl
 * Invalid-address base (R37): only 5xx replies at RCPT or DATA that say the mailbox does not
   exist or the address is malformed, DirectMail's 559, and authoritative DNS answers that the
   domain cannot receive mail (524 NXDOMAIN, 526 no MX/A or null MX). A reply at connect or MAIL
-  is about the sending side, so it never marks a recipient invalid.
+  is about the sending side, so it never marks a recipient invalid, except an answer about the
+  recipient's domain (SysOutDnsResolveFail: 524/526), which means the same at any phase.
 """
 from __future__ import annotations
 
@@ -54,6 +61,8 @@ import dataclasses
 import re
 from dataclasses import dataclass, field
 from typing import Literal
+
+from mailcore.delivery import reasons as _reasons
 
 Phase = Literal["connect", "mail", "rcpt", "data"]
 PHASES: tuple[str, ...] = ("connect", "mail", "rcpt", "data")
@@ -599,14 +608,32 @@ def classify(code: int, text: str | bytes = "", *, phase: Phase = "rcpt") -> Cla
         if row.id == "ok":
             continue
         if _matches(row, code, enhanced, norm):
-            invalid = row.invalid_address and phase in ("rcpt", "data") and code // 100 == 5
+            invalid = _invalid(row.invalid_address, row.failed_type, code, phase)
             return Classification(code, norm, row.status, row.failed_type, row.retry, invalid, row.category,
                                   row.category_zh, row.id, phase, enhanced)
+    verdict = _reasons.judge(code, enhanced, norm)  # no row: the general classification (issue 13)
+    if verdict.row_id is not None:
+        row = ROWS_BY_ID[verdict.row_id]
+        retry = code // 100 == 4  # R33, whatever code carries DirectMail's text
+        invalid = _invalid(row.invalid_address, row.failed_type, code, phase)
+        return Classification(code, norm, row.status, row.failed_type, retry, invalid, row.category,
+                              row.category_zh, row.id, phase, enhanced)
+    if verdict.reason is not None:
+        status, failed_type, retry, invalid = _reasons.fields(verdict.reason, code)
+        reason = _reasons.REASONS[verdict.reason]
+        return Classification(code, norm, status, failed_type, retry, _invalid(invalid, failed_type, code, phase),
+                              reason.category, reason.category_zh, None, phase, enhanced)
     if code // 100 == 4:
         return Classification(code, norm, 4, "SmtpTempErr", True, False, "temporary failure", "临时错误",
                               None, phase, enhanced)
     return Classification(code, norm, 4, "SmtpZPermErr", False, False, "permanent failure", "永久错误",
                           None, phase, enhanced)
+
+
+def _invalid(flag: bool, failed_type: str, code: int, phase: str) -> bool:
+    """R37: only a 5xx, and only at RCPT or DATA, except an answer about the recipient's domain
+    (524/526 and their like, SysOutDnsResolveFail), which says the same at any phase."""
+    return flag and code // 100 == 5 and (phase in ("rcpt", "data") or failed_type == "SysOutDnsResolveFail")
 
 
 def classify_line(reply: str, *, phase: Phase = "rcpt") -> Classification:

@@ -208,3 +208,55 @@ def test_submission_refusals_classify_as_directmail_rows(reason, row_id):
     """The SMTP texts cleanup refuses with (mailcore.cleanup.submission.REFUSALS, R32) are the rows of this table."""
     from mailcore.cleanup.submission import REFUSALS
     assert classify_line(REFUSALS[reason].smtp).row_id == row_id
+
+
+# ------------------------------------------------------------------ DirectMail's codes as reply text (issue 13)
+_OWN = [("servfail", classify_dns_failure("servfail")), ("nxdomain", classify_dns_failure("nxdomain")),
+        ("nodata", classify_dns_failure("nodata")), ("null-mx", classify_dns_failure("null-mx")),
+        ("unreachable", classify_connect_failure())]
+
+
+def _fields(c):
+    return (c.code, c.status, c.failed_type, c.retry, c.invalid_address, c.category_zh)
+
+
+@pytest.mark.parametrize("phase", bounce.PHASES)
+@pytest.mark.parametrize("kind, own", _OWN, ids=[k for k, _ in _OWN])
+def test_directmail_codes_classify_the_same_as_reply_text(kind, own, phase):
+    """423/524/526/427 from our own delivery and the same reply relayed back by a server, at any phase."""
+    for reply in (own.err_msg, own.err_msg.lower(), own.err_msg + " [@ou070302]"):
+        assert _fields(classify_line(reply, phase=phase)) == _fields(own), reply
+
+
+@pytest.mark.parametrize("reply, row_id", [
+    # DirectMail's texts under another code (a relay passing them on): the row's outcome, R33's retry
+    ("550 5.4.4 Host not found by dns resolve", "dm-524"),
+    ("554 No data by dns resolve", "dm-526"),
+    ("450 4.4.3 Dns resolve error", "dm-423"),
+    ("421 Socks Connect to UNREACHABLE host", "dm-427"),
+    ("550 Invalid rcptto", "dm-559"),
+    ("554 5.7.1 Reject by content spam", "dm-554"),
+    ("550 Monthly sending quota exceeded", "dm-552-daily"),
+])
+def test_directmail_texts_under_other_codes(reply, row_id):
+    c, row = classify_line(reply), ROWS_BY_ID[row_id]
+    assert (c.row_id, c.status, c.failed_type, c.retry) == (row_id, row.status, row.failed_type, reply[0] == "4")
+    assert c.invalid_address == (row.invalid_address and reply[0] == "5")
+
+
+@pytest.mark.parametrize("reply, failed_type, invalid", [
+    # the general classification: enhanced code, then phrases, for replies no row names
+    ("550 5.7.26 Multiple authentication checks failed", "SmtpAuthFail", False),
+    ("550 5.7.23 SPF validation failed", "SmtpAuthFail", False),
+    ("452 4.2.2 Mailbox full", "SmtpRcptFreq", False),
+    ("553 5.1.10 null MX", "SmtpNxBox", True),
+    ("550 5.1.6 Destination mailbox has moved, no forwarding address", "SmtpNxBox", True),
+    ("554 5.7.25 Reverse DNS validation failed", "SmtpZPermErr", False),
+    ("553 5.1.8 Domain of sender address does not exist", "SmtpZPermErr", False),
+    ("421 4.7.0 Too many connections from your IP", "SmtpMfFreq", False),
+    ("550 5.7.1 Our system has detected that this message is likely suspicious", "SmtpContSpam", False),
+    ("550 5.7.1 550-5.7.1 flattened 5.7.1 reply that 5.7.1 fails DMARC", "SmtpAuthFail", False),
+])
+def test_general_classification(reply, failed_type, invalid):
+    c = classify_line(reply)
+    assert (c.failed_type, c.invalid_address, c.retry) == (failed_type, invalid, reply[0] == "4")
