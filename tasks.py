@@ -109,6 +109,7 @@ def test(c, k=None, x=False):
     """Run the whole test suite (SQLite and PostgreSQL stores)."""
     os.environ["MAILCORE_REQUIRE_PG"] = "1"  # the suite runs every store test on PostgreSQL too
     os.environ["MAILCORE_REQUIRE_KNOT"] = "1"  # and the DNS tests on Knot as well as the built-in server
+    os.environ["MAILCORE_REQUIRE_BIND"] = "1"  # and on BIND 9
     args = [sys.executable, "-m", "pytest", "-q"]
     if k:
         args += ["-k", k]
@@ -123,12 +124,13 @@ def bench(c):
     raise Exit(code=subprocess.call([sys.executable, "-m", "tests.bench"]))
 
 
-NEEDED = (("initdb", "postgresql"), ("knotd", "knot"), ("kdig", "knot-dnsutils"))
+NEEDED = (("initdb", "postgresql"), ("knotd", "knot"), ("kdig", "knot-dnsutils"), ("named", "bind9"),
+          ("named-checkconf", "bind9-utils"))
 
 
 @task
 def setup(c):
-    """Install what pip cannot: PostgreSQL and Knot (Debian packages), and the Pulumi CLI (cached build)."""
+    """Install what pip cannot: PostgreSQL, Knot and BIND 9 (Debian packages), and the Pulumi CLI (cached build)."""
     missing = [pkg for exe, pkg in NEEDED if not _find_pg(exe) and not shutil.which(exe) and not os.path.exists(f"/usr/sbin/{exe}")]
     if missing:
         if os.geteuid() != 0 or not shutil.which("apt-get"):
@@ -137,7 +139,7 @@ def setup(c):
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
         subprocess.check_call(["apt-get", "update", "-q"], env=env)
         subprocess.check_call(["apt-get", "install", "-y", "-q", "--no-install-recommends", *missing], env=env)
-    print("setup: PostgreSQL and Knot present")
+    print("setup: PostgreSQL, Knot and BIND present")
     from provision.pulumi_cli import PulumiCliError, ensure_pulumi
     try:
         print(f"setup: Pulumi CLI in {ensure_pulumi()}")
@@ -270,9 +272,17 @@ notify_ns = Collection("notify")
 notify_ns.add_task(notify_list)
 notify_ns.add_task(notify_retry)
 
+
+@task(name="unlock", help={"force": "also remove locks of a run that looks alive or ran on another host"})
+def dns_unlock(c, force=False):
+    """Clear what an interrupted apply left in the DNS stack: stale Pulumi locks, pending operations."""
+    _run(account_cmds.dns_unlock, force)
+
+
 dns_ns = Collection("dns")
 dns_ns.add_task(dns_serve)
 dns_ns.add_task(setup_pulumi)
+dns_ns.add_task(dns_unlock)
 
 template = Collection("template")
 for _action in ("submit", "approve", "reject"):

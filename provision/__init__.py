@@ -6,6 +6,8 @@ against live DNS (R9, R10).
 - dynamic: the Pulumi dynamic provider over rfc2136 (RFC 2136 UPDATE with TSIG)
 - cloud: Alibaba Cloud DNS, Cloudflare and Route53 through their Pulumi packages
 - verify: dnspython queries against the expected records: verified, usable, failed, drift
+- stackstate: what an interrupted run leaves in the file backend (stale locks, pending operations,
+  orphaned provider processes) and clearing it, so the next apply converges
 - pulumi_cli: obtains a Pulumi CLI (PATH, installer, or a build from the Go module proxy)
 - dnsserver, zonefiles, dnsrunner, embedded: the built-in authoritative DNS server
 

@@ -10,8 +10,9 @@ from typing import Mapping
 from mailcore.spec.model import AccountSpec
 
 from .program import DnsStack, backend_environment, make_program
-from .records import DEFAULT_SELECTOR, DesiredRecord, generate_domain_keys
-from .rfc2136 import DnsServer, TsigKey
+from . import rfc2136
+from .records import DEFAULT_SELECTOR, DesiredRecord, SpfError, generate_domain_keys, is_spf, merge_spf, txt_text
+from .rfc2136 import DnsServer, DnsUpdateError, TsigKey
 from .verify import DomainVerification, mx_conflict, verify_domain
 
 
@@ -59,21 +60,87 @@ class AccountDns:
     def records(self, domain: str) -> list[DesiredRecord]:
         return [r for r in self.program.recs if r.domain == domain]
 
-    def mx_conflicts(self) -> list[str]:
-        out = []
+    def _live(self):
+        """(domain, its RFC 2136 server, its desired records) for every domain on an rfc2136 backend."""
         for d in self.spec.domains:
             server = self.servers.get(d.dns)
             if server is not None:
-                message = mx_conflict(server, self.records(d.name))
+                yield d.name, server, self.records(d.name)
+
+    def refusals(self, managed: set[str]) -> list[str]:
+        """What apply would refuse, read from live DNS (raises ``DnsUpdateError`` when it cannot ask).
+
+        ``managed``: the record sets (``domain/kind``) the Pulumi state holds. R5's MX conflict is
+        for a domain whose MX we do not manage yet (a managed one changed by hand is drift, which
+        apply repairs); any other record set to create refuses where an unmanaged one is in the way.
+        """
+        out = []
+        for domain, server, recs in self._live():
+            todo = [r for r in recs if r.key not in managed]
+            if any(r.kind == "mx" for r in todo):
+                message = mx_conflict(server, recs)
                 if message:
+                    out.append(message)
+            for r in todo:
+                message = create_refusal(server, r)
+                if message and r.kind != "mx":
                     out.append(message)
         return out
 
-    def verify(self) -> list[DomainVerification]:
+    def mx_conflicts(self) -> list[str]:
+        return self.refusals(set())
+
+    def foreign_mx(self, managed: set[str]) -> list[str]:
+        """Managed MX record sets that also hold records someone else added: kept, and reported."""
         out = []
-        for d in self.spec.domains:
-            server = self.servers.get(d.dns)
-            if server is None:
-                continue  # cloud backends: verified through their own DNS once delegated
-            out.append(verify_domain(server, self.records(d.name)))
+        for domain, server, recs in self._live():
+            for r in recs:
+                if r.kind == "mx" and r.key in managed:
+                    live = rfc2136.query(server, r.rs.name_fqdn, "MX")
+                    if live is not None and set(r.rs.values) <= set(live.values) and live.values != r.rs.values:
+                        extra = [v for v in live.values if v not in r.rs.values]
+                        out.append(f"{domain} MX also holds {', '.join(extra)}, which mailcore did not write: "
+                                   "left in place (remove it by hand if it should not receive this domain's mail)")
         return out
+
+    def drift_values(self, key: str) -> tuple[list[str], list[str]] | None:
+        """(live values, wanted values) of one record set, for the plan's drift lines."""
+        for domain, server, recs in self._live():
+            for r in recs:
+                if r.key == key:
+                    live = rfc2136.query(server, r.rs.name_fqdn, r.rs.rtype)
+                    found = list(live.values) if live else []
+                    if r.kind == "spf":
+                        found = [v for v in found if is_spf(txt_text(v))]
+                        return [txt_text(v) for v in found], [f"an SPF record with include:{r.spf_include}"]
+                    if r.rs.rtype == "TXT":
+                        return [txt_text(v) for v in found], [txt_text(v) for v in r.rs.values]
+                    return found, list(r.rs.values)
+        return None
+
+    def verify(self) -> tuple[list[DomainVerification], dict[str, str]]:
+        """Each domain's verification, and {domain: why} for those whose server could not be asked
+        (down, refusing, a wrong TSIG key): no status can be derived for them."""
+        out, errors = [], {}
+        for domain, server, recs in self._live():  # cloud backends: verified through their own DNS
+            try:
+                out.append(verify_domain(server, recs))
+            except DnsUpdateError as exc:
+                errors[domain] = str(exc)
+        return out, errors
+
+
+def create_refusal(server: DnsServer, rec: DesiredRecord) -> str | None:
+    """Why creating ``rec`` would be refused by the provider, judged from live DNS now, or None."""
+    if rec.kind == "spf":
+        live = rfc2136.query(server, rec.rs.name_fqdn, "TXT")
+        try:
+            merge_spf(live.values if live else (), rec.spf_include or "")
+        except SpfError as exc:
+            return f"{rec.rs.name_fqdn} TXT: {exc}"
+        return None
+    live = rfc2136.query(server, rec.rs.name_fqdn, rec.rs.rtype)
+    if live is None or (live.same_data(rec.rs) and live.ttl == rec.rs.ttl):
+        return None
+    return (f"create {rec.rs.describe()}: an unmanaged record set already exists there ({live.shown()}); "
+            "remove it by hand or import it, it will not be overwritten")

@@ -25,7 +25,7 @@ import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, ResourceProvider, UpdateResult
 
 from . import rfc2136
-from .records import merge_spf, spf_default, txt_value
+from .records import has_include, is_spf, merge_spf, remove_include, spf_default, spf_is_empty, txt_text, txt_value
 from .rfc2136 import DnsServer, RecordSet, TsigKey
 
 IDENTITY = ("zone", "name", "rtype", "mode")
@@ -114,32 +114,61 @@ class RecordSetProvider(ResourceProvider):
         else:
             new, old = _rs(news), _rs(olds)
             live = rfc2136.query(server, news["name"], news["rtype"])
+            outs["values"] = list(new.values)
+            foreign = []
+            if new.rtype == "MX" and live is not None and set(old.values) <= set(live.values):
+                foreign = [v for v in _foreign(live, old) if v not in new.values]
+            if foreign:  # an MX someone added beside ours stays (the plan reports it); a changed one is repaired
+                new = RecordSet(new.name_fqdn, "MX", new.ttl, new.values + tuple(foreign))
             if live is None:  # removed by hand: put it back (the plan showed the drift)
                 rfc2136.create(server, news["zone"], new)
             elif not live.same_data(old) or live.ttl != old.ttl:
                 # edited by hand: the prerequisite is what we just read, so an edit racing this
                 # update still fails instead of being overwritten unseen
                 rfc2136.replace(server, news["zone"], live, new)
-            else:
+            elif not live.same_data(new) or live.ttl != new.ttl:
                 rfc2136.replace(server, news["zone"], old, new)
-            outs["values"] = list(new.values)
         return UpdateResult(outs)
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
         server = _server(props)
         if props.get("mode") == "spf":
-            current = rfc2136.query(server, props["name"], "TXT")
-            mine, replaced = props.get("spf_value"), props.get("spf_replaced")
-            if current is None or mine not in current.values:
-                return  # gone already
-            if replaced == mine:
-                return  # the SPF was already as we wanted it: it was never ours to remove
-            if replaced:
-                rfc2136.replace_rr(server, props["zone"], current, mine, replaced)  # give back the original
-            else:
-                rfc2136.delete_rr(server, props["zone"], current, mine)
+            _remove_spf_include(server, props)
+        elif props["rtype"].upper() == "MX":
+            mine = _rs(props)
+            live = rfc2136.query(server, props["name"], "MX")
+            foreign = _foreign(live, mine)
+            if live is None or not foreign:
+                rfc2136.delete(server, props["zone"], mine if live is None or live.same_data(mine) else live)
+            elif set(live.values) & set(mine.values):  # keep the MX records someone else added
+                rfc2136.replace(server, props["zone"], live, RecordSet(mine.name_fqdn, "MX", live.ttl, foreign))
         else:
             rfc2136.delete(server, props["zone"], _rs(props))
+
+
+def _remove_spf_include(server: DnsServer, props: dict[str, Any]) -> None:
+    """Take our include out of the domain's SPF record, whoever wrote the rest and whatever was
+    edited since: the record goes when nothing but ``v=spf1 ... all`` would be left of one we
+    added, else the rest of it stays (the original we merged into, when that is what is left)."""
+    current = rfc2136.query(server, props["name"], "TXT")
+    include = props["spf_include"]
+    target = next((v for v in (current.values if current else ()) if is_spf(txt_text(v))
+                   and has_include(txt_text(v), include)), None)
+    if current is None or target is None:
+        return  # our include is gone already
+    rest = remove_include(txt_text(target), include)
+    replaced = props.get("spf_replaced")
+    if replaced and txt_text(replaced) == rest:
+        rfc2136.replace_rr(server, props["zone"], current, target, replaced)  # give back the original
+    elif not replaced and spf_is_empty(rest):
+        rfc2136.delete_rr(server, props["zone"], current, target)
+    else:
+        rfc2136.replace_rr(server, props["zone"], current, target, txt_value(rest))
+
+
+def _foreign(live: RecordSet | None, mine: RecordSet) -> tuple[str, ...]:
+    """MX records at the name that we did not write (kept, and reported by the plan)."""
+    return tuple(v for v in (live.values if live else ()) if v not in mine.values)
 
 
 def _norm(key: str, value: Any) -> Any:
@@ -169,6 +198,8 @@ def _drifted(olds: dict[str, Any], environ: Any = None) -> bool:
         return live is None or olds.get("spf_value") not in live.values
     live = rfc2136.query(server, olds["name"], olds["rtype"])
     mine = _rs(olds)
+    if live is not None and mine.rtype == "MX":  # MX records added beside ours are not ours to repair
+        return not set(mine.values) <= set(live.values) or live.ttl != mine.ttl
     return live is None or not live.same_data(mine) or live.ttl != mine.ttl
 
 

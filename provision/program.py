@@ -27,6 +27,7 @@ from typing import Any, Callable, Mapping
 from mailcore.spec.model import DnsBackendSpec, DomainSpec, RegionSpec
 from mailcore.spec.secrets import parse_ref
 
+from . import stackstate
 from .records import DEFAULT_SELECTOR, DesiredRecord, desired_records
 
 PROJECT = "mailcore-dns"
@@ -314,14 +315,90 @@ class DnsStack:
         steps = [PlannedStep("same", name, RESOURCE_TYPE) for name, _ in declared]
         return PreviewSummary({"same": len(steps) + 1}, steps)
 
+    def managed_names(self) -> set[str]:
+        """The RFC 2136 record sets (``domain/kind``) the stack's checkpoint holds."""
+        from .dynamic import RESOURCE_TYPE
+        return stackstate.resource_names(self.state_file(), RESOURCE_TYPE)
+
+    def recover(self, progress: Progress | None = None, *, force: bool = False) -> list[str]:
+        """Clear what an interrupted run left (see ``provision.stackstate``): stale locks (every lock
+        with ``force``), then, once no live run holds the stack, its orphaned provider processes
+        and pending operations. Returns what was done, one line each."""
+        done: list[str] = []
+        held = []
+        for lock in stackstate.lock_files(self.root / "backend", self.project, self.stack_name):
+            if force or stackstate.is_stale(lock):
+                stackstate.remove_lock(lock)
+                done.append(f"removed the Pulumi lock of {lock.describe()}"
+                            + ("" if force else ": that process is gone"))
+            else:
+                held.append(lock)
+        if held:
+            return self._said(done, progress)
+        orphans = stackstate.orphaned_providers((self.root / "backend").as_uri())
+        if orphans:
+            stackstate.end_processes(orphans)
+            done.append(f"ended {len(orphans)} orphaned Pulumi provider process(es) of an interrupted run")
+        pending = stackstate.pending_operations(self.state_file())
+        if pending:
+            stack = self.stack()
+            exported = stack.export_stack()
+            exported.deployment.pop("pending_operations", None)
+            stack.import_stack(exported)
+            names = sorted({str(op.get("resource", {}).get("urn", "?")).rsplit("::", 1)[-1] for op in pending})
+            done.append(f"cleared {len(pending)} pending operation(s) of an interrupted run ({', '.join(names)}); "
+                        "this run re-checks them against live DNS")
+        return self._said(done, progress)
+
+    @staticmethod
+    def _said(done: list[str], progress: Progress | None) -> list[str]:
+        for line in done:
+            if progress:
+                progress(line)
+        return done
+
     def up(self, progress: Progress | None = None, on_event: Callable | None = None) -> UpSummary:
-        res = self._call("up", progress, on_event)
+        """``pulumi up`` after clearing an interrupted run's leftovers. When a domain that had no
+        record set yet fails part way, the record sets this run published for it are deleted again,
+        so a domain is published whole or not at all."""
+        self.recover(progress)
+        before = self.managed_names()
+        try:
+            res = self._call("up", progress, on_event)
+        except DnsApplyError as exc:
+            rolled = self._roll_back_partial(before, progress)
+            if rolled:
+                raise DnsApplyError(f"{exc}; rolled back the record sets published for {', '.join(rolled)}") from None
+            raise
         changes = dict(res.summary.resource_changes or {})
         outputs = {k: v.value for k, v in (res.outputs or {}).items()}
         warnings = [w for w in (outputs.get("spf_warnings") or {}).values() if w]
         return UpSummary(changes, outputs, warnings)
 
+    def _roll_back_partial(self, before: set[str], progress: Progress | None) -> list[str]:
+        recs = getattr(self.program, "recs", None)
+        if recs is None:
+            return []
+        after = self.managed_names()
+        declared: dict[str, set[str]] = {}
+        for r in recs:
+            declared.setdefault(r.domain, set()).add(r.key)
+        partial = sorted(d for d, keys in declared.items()
+                         if not keys & before and keys & after and not keys <= after)
+        if not partial:
+            return []
+        program = self.program
+        self.program = DnsProgram([r for r in recs if r.domain not in partial], program.by_domain)
+        try:
+            self._call("up", progress, None)
+        except DnsApplyError:
+            return []
+        finally:
+            self.program = program
+        return partial
+
     def destroy(self, progress: Progress | None = None) -> None:
+        self.recover(progress)
         self._call("destroy", progress, None)
 
     def _call(self, op: str, progress: Progress | None, on_event: Callable | None):
@@ -353,8 +430,24 @@ def summarize_failure(text: str, op: str) -> str:
                 found.append(msg)
     if found:
         return f"dns {op} failed: " + "; ".join(found)
-    errors = [ln.strip() for ln in text.splitlines() if ln.strip().startswith("error:")]
-    return f"dns {op} failed: " + ("; ".join(dict.fromkeys(errors)) if errors else text.strip().splitlines()[-1][:500])
+    # Pulumi's own error (a lock, a broken state file, ...): its "error:" lines and the lines that
+    # continue them, in one line, so the operator sees what Pulumi said
+    lines = text.split(" stderr:", 1)[-1].splitlines() if " stderr:" in text else text.splitlines()
+    kept: list[str] = []
+    taking = False
+    for line in lines:
+        stripped = line.strip()
+        if stripped.startswith("error:"):
+            taking = True
+        elif not stripped or not line[:1].isspace() or stripped.startswith(("File ", "Traceback")):
+            taking = False
+        if taking and stripped not in kept:
+            kept.append(stripped)
+    message = " ".join(kept) if kept else (text.strip().splitlines() or ["(no output)"])[-1]
+    if "currently locked" in message:
+        message += ("; a lock of a dead run on this host is cleared by itself, another one with "
+                    "`invoke dns.unlock --force` once you know that run has ended")
+    return f"dns {op} failed: " + message[:1500]
 
 
 def _line_splitter(progress: Progress) -> Callable[[str], None]:

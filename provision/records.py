@@ -146,6 +146,23 @@ def merge_spf(existing_values: Iterable[str], include: str) -> SpfMerge:
     return SpfMerge(txt_value(text), replaced, n, warning)
 
 
+def has_include(text: str, include: str) -> bool:
+    ours = f"include:{include}".lower()
+    return any(t.lower().lstrip("+") == ours for t in text.split()[1:])
+
+
+def remove_include(text: str, include: str) -> str:
+    """``text`` (an SPF record) without our ``include:`` term; everything else kept as it was."""
+    ours = f"include:{include}".lower()
+    terms = text.split()
+    return " ".join(terms[:1] + [t for t in terms[1:] if t.lower().lstrip("+") != ours])
+
+
+def spf_is_empty(text: str) -> bool:
+    """Only ``v=spf1`` and an ``all`` term left: nothing anyone else relies on."""
+    return all(_term_name(t) == "all" for t in text.split()[1:])
+
+
 # --------------------------------------------------------------------------- records
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .records import DesiredRecord, is_spf, txt_text
-from .rfc2136 import DnsServer, DnsUpdateError, RecordSet, query
+from .rfc2136 import DnsServer, RecordSet, query
 
 VERIFIED, USABLE, FAILED = "verified", "usable", "failed"
 # what a missing record is called in a usable status ("usable: SPF, DKIM")
@@ -52,10 +52,9 @@ class DomainVerification:
 
 
 def _found(server: DnsServer, rs: RecordSet) -> tuple[list[str], str]:
-    try:
-        got = query(server, rs.name_fqdn, rs.rtype)
-    except DnsUpdateError as exc:
-        return [], f"query failed: {exc}"
+    """What the server holds. A server that cannot be asked (down, refusing, wrong TSIG key) raises
+    ``DnsUpdateError``: that says nothing about the domain, so no status may be derived from it."""
+    got = query(server, rs.name_fqdn, rs.rtype)
     return (list(got.values) if got else []), ""
 
 
@@ -86,6 +85,7 @@ def check_record(server: DnsServer, want: DesiredRecord) -> RecordCheck:
 
 
 def verify_domain(server: DnsServer, desired: list[DesiredRecord]) -> DomainVerification:
+    """Every record checked; raises ``DnsUpdateError`` when the server cannot be asked."""
     checks = [check_record(server, d) for d in desired]
     domain = desired[0].domain if desired else ""
     ownership = next((c for c in checks if c.kind == "ownership"), None)

@@ -30,14 +30,39 @@ def load_keys(store: Store) -> dict[str, StoredKeys]:
 
 
 def save_keys(conn, box: SecretBox, new: dict[str, tuple[str, str, str, str]], now: datetime) -> int:
-    """Insert keys generated in this run ({domain: (token, selector, private_pem, public)}) and drop
-    those of domains the store no longer holds. Runs inside apply's transaction, after its writes."""
+    """Insert keys generated in this run ({domain: (token, selector, private_pem, public)}), the
+    private key encrypted under the master key."""
     k = t.domain_keys
     for domain, (token, selector, pem, public) in new.items():
         conn.execute(sa.insert(k).values(domain=domain, ownership_token=token, dkim_selector=selector,
                                          dkim_private_enc=box.encrypt(pem), dkim_public=public, created_at=now))
-    gone = conn.execute(sa.delete(k).where(k.c.domain.not_in(sa.select(t.domains.c.name)))).rowcount
-    return len(new) + gone
+    return len(new)
+
+
+def persist_keys(store: Store, box: SecretBox, new: dict[str, tuple[str, str, str, str]], now: datetime) -> None:
+    """Save a new domain's keys on their own, before its records are published: an apply that
+    stops after publishing (a DNS failure, a refused store apply, a crash) finds the same token and
+    DKIM key on the next run and adopts its own records instead of refusing them."""
+    if new:
+        with store.transaction(immediate=True) as conn:
+            save_keys(conn, box, new, now)
+
+
+def account_domains(store: Store, account: str) -> set[str]:
+    d, a = t.domains.c, t.accounts.c
+    with store.engine.connect() as conn:
+        return set(conn.scalars(sa.select(d.name).join(t.accounts, a.id == d.account_id).where(a.name == account)))
+
+
+def drop_keys(conn, domains: set[str]) -> int:
+    """Drop the keys of ``domains`` (removed from the account) once the store no longer holds them.
+    Runs inside apply's transaction, after its writes. Keys of domains never applied to the store
+    stay: they are a new domain's, saved before publishing (``persist_keys``)."""
+    if not domains:
+        return 0
+    k = t.domain_keys
+    return conn.execute(sa.delete(k).where(k.c.domain.in_(sorted(domains)),
+                                           k.c.domain.not_in(sa.select(t.domains.c.name)))).rowcount
 
 
 def previous_status(store: Store) -> dict[str, tuple[str, str | None]]:

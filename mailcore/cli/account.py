@@ -49,24 +49,22 @@ def plan(config: str, store_url: str | None = None, as_json: bool = False, dns: 
     except MasterKeyError as exc:
         raise CommandError(str(exc)) from None
     dns_changes = False
+    dns_refusals: list[str] = []
     if as_json:
         out = to_json(p)
         if dns:
             from mailcore.cli import dns as dnscommands
-            ctx = dnscommands.prepare(loaded, store, dns_secret_box())
-            summary = ctx.dns.stack.preview()
-            out["dns"] = {"changes": summary.changes,
-                          "steps": [{"op": st.op, "name": st.name, "diffs": st.diffs} for st in summary.steps
-                                    if st.op != "same"],
-                          "refusals": ctx.dns.mx_conflicts()}
-            dns_changes = bool(out["dns"]["steps"])
+            dp = dnscommands.plan_dns(dnscommands.prepare(loaded, store, dns_secret_box()))
+            out["dns"] = {"changes": len(dp.steps), "steps": dp.steps, "refusals": dp.refusals, "warnings": dp.warnings}
+            out["refusals"] = out["refusals"] + dp.refusals
+            dns_changes, dns_refusals = bool(dp.steps), dp.refusals
         print(json.dumps(out, indent=2, ensure_ascii=False))
     else:
         render_text(p, console, title=f"Store plan for account {p.account} ({store!r})")
         if dns:
             from mailcore.cli import dns as dnscommands
-            dns_changes = dnscommands.preview(dnscommands.prepare(loaded, store, dns_secret_box()))
-    if p.refusals:
+            dns_changes, dns_refusals = dnscommands.preview(dnscommands.prepare(loaded, store, dns_secret_box()))
+    if p.refusals or dns_refusals:
         return EXIT_ERROR
     return EXIT_CHANGES if (p.has_changes or dns_changes) else EXIT_OK
 
@@ -85,10 +83,9 @@ def apply(config: str, store_url: str | None = None, dns: bool = True) -> int:
             p, _ = make_plan(conn, loaded, box, utcnow())
         if p.refusals:
             raise CommandError(f"{p.refusals[0]}; nothing was changed")
-        dns_box = dns_secret_box()
-        ctx = dnscommands.prepare(loaded, store, dns_box)
+        ctx = dnscommands.prepare(loaded, store, dns_secret_box(), persist=True)
         dnscommands.up(ctx)
-        also = dnscommands.also_save_keys(ctx, dns_box)
+        also = dnscommands.also_drop_keys(ctx)
     try:
         result = apply_config(store, loaded, box, also=also)
     except (ApplyRefused, LockBusy, MasterKeyError) as exc:
@@ -111,10 +108,16 @@ def verify(config: str, store_url: str | None = None) -> int:
     store = store_at(store_url)
     loaded = load_config(config, store)
     ctx = dnscommands.prepare(loaded, store, dns_secret_box())
-    missing = [d for d, k in ctx.new_keys.items()]
+    missing = list(ctx.new_keys)
     if missing:
         raise CommandError(f"{', '.join(missing)} not applied yet (no keys in the store); run `invoke apply` first")
     return dnscommands.verify(ctx, store, utcnow())
+
+
+def dns_unlock(force: bool = False) -> int:
+    """Clear what an interrupted apply left in the DNS stack's Pulumi state (`invoke dns.unlock`)."""
+    from mailcore.cli import dns as dnscommands
+    return dnscommands.unlock(dns_secret_box(), force)
 
 
 def template_review(action: str, name: str, config: str, store_url: str | None, by: str | None, reason: str | None) -> int:

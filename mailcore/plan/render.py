@@ -74,3 +74,30 @@ def to_json(plan: Plan) -> dict:
         "refusals": plan.refusals,
         "warnings": plan.warnings,
     }
+
+
+DNS_SYMBOL = {"create": ("+", "green"), "update": ("~", "yellow"), "delete": ("-", "red"), "replace": ("-/+", "yellow")}
+
+
+def _dns_values(values) -> str:
+    return ", ".join(values) if values else "nothing"
+
+
+def render_dns_text(steps: list[dict], refusals: list[str], warnings: list[str], console: Console) -> None:
+    """The DNS part of a plan: one line per changed record set, then its old and new values (a
+    drift shows what live DNS holds now and what apply puts back), warnings, refusals."""
+    console.print(f"DNS plan ({len(steps)} record set{'s' * (len(steps) != 1)} to change)", style="bold")
+    if not steps:
+        console.print("  No DNS changes. Live DNS matches the config.")
+    for st in steps:
+        sym, color = DNS_SYMBOL.get(st["op"], ("~", "yellow"))
+        diffs = f"  ({', '.join(st['diffs'])})" if st.get("diffs") else ""
+        console.print(f"  [{color}]{sym} dns {escape(st['name'])}[/]{escape(diffs)}")
+        if st["op"] == "create" and st.get("new") is not None:
+            console.print(f"      value = {escape(_dns_values(st['new']))}")
+        elif st.get("new") is not None:
+            console.print(f"      value   {escape(_dns_values(st.get('old')))} -> {escape(_dns_values(st['new']))}")
+    for warning in warnings:
+        console.print(f"[yellow]warning: {escape(warning)}[/]")
+    for refusal in refusals:
+        console.print(f"[bold red]refused: {escape(refusal)}[/]")

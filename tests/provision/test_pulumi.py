@@ -18,16 +18,6 @@ REGION = RegionSpec("r1", "mx01.dm.example.org", "spf.dm.example.org", "tracedm.
 KEYS = {}
 
 
-@pytest.fixture(scope="module")
-def pulumi_bin():
-    from provision.pulumi_cli import PulumiCliError, ensure_pulumi
-
-    try:
-        return ensure_pulumi(progress=lambda _m: None)
-    except PulumiCliError as e:  # pragma: no cover - depends on the machine
-        pytest.skip(str(e))
-
-
 def _domain(name, zone, **kw):
     base = dict(name=name, region="r1", dns="test", zone=zone, tracking=False, ttl_seconds=None, dmarc=None,
                 purpose="trigger", path=())
