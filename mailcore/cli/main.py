@@ -64,6 +64,10 @@ def _account_commands(sub) -> None:
         p.add_argument("--reason", default=None)
         _with(p, _config, _store)
         p.set_defaults(run=lambda a: account.template_review(a.action, a.name, a.config, a.store, a.by, a.reason))
+    dns = sub.add_parser("dns", help="the DNS stack").add_subparsers(dest="action", required=True)
+    p = dns.add_parser("unlock", help="clear what an interrupted apply left: stale locks, pending operations")
+    p.add_argument("--force", action="store_true", help="also locks of a run that looks alive or ran on another host")
+    p.set_defaults(run=lambda a: account.dns_unlock(a.force))
 
 
 def _local_commands(sub) -> None:

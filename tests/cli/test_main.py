@@ -14,7 +14,7 @@ from tests.support.cli import ROOT
 from tests.support.store import EXAMPLE_ENV
 
 # tasks that only make sense inside this repository (its tests, its benchmarks, its dev servers)
-REPO_ONLY = {"test", "bench", "setup", "harness", "dns.serve", "dns.pulumi", "dns.unlock"}
+REPO_ONLY = {"test", "bench", "setup", "harness", "dns.serve", "dns.pulumi"}
 
 
 def _task_names(coll: Collection, prefix: str = "") -> set[str]:
