@@ -10,7 +10,11 @@ tests run against both.
 
 Run it in the foreground::
 
-    python -m provision.dnsserver --zones DIR --port 15353 --key mailcore-key.:hmac-sha256:SECRET
+    MAILCORE_DNS_KEYS=mailcore-key.:hmac-sha256:SECRET python -m provision.dnsserver --zones DIR --port 15353
+
+TSIG keys (``NAME:ALGORITHM:SECRET``, several separated by whitespace) come from the environment
+variable ``MAILCORE_DNS_KEYS`` or from ``--key-file PATH`` (one per line, the file readable by its
+owner only), never from the command line, where every local user could read the secret (ps, /proc).
 
 or in-process (tests): ``with DnsServerProcess(zone_dir, keys=[key]) as srv: srv.port``.
 """
@@ -22,6 +26,7 @@ import asyncio
 import copy
 import io
 import logging
+import os
 import signal
 import struct
 import sys
@@ -53,6 +58,7 @@ from .zonefiles import (
 )
 
 from .rfc2136 import TsigKey
+from .tsigkeys import KEYS_ENV, read_keys
 
 log = logging.getLogger("mailcore.dnsserver")
 
@@ -440,21 +446,28 @@ async def serve(zone_dir: Path | str, host: str = "127.0.0.1", port: int = 15353
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m provision.dnsserver",
-                                 description="Authoritative DNS server with TSIG-signed RFC 2136 updates.")
+                                 description="Authoritative DNS server with TSIG-signed RFC 2136 updates. TSIG keys "
+                                             f"(NAME:ALG:SECRET) come from ${KEYS_ENV} or --key-file.")
     ap.add_argument("--zones", type=Path, required=True, help="directory of <zone>.zone files")
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=15353)
-    ap.add_argument("--key", action="append", default=[], metavar="NAME:ALG:SECRET",
-                    help="TSIG key allowed to update (repeatable)")
+    ap.add_argument("--key-file", type=Path, metavar="PATH",
+                    help="TSIG keys allowed to update, NAME:ALG:SECRET per line; the file must be mode 0600")
+    ap.add_argument("--key", action="append", default=[], help=argparse.SUPPRESS)
     ap.add_argument("--create-zone", action="append", default=[], metavar="ZONE",
                     help="create ZONE's file (SOA, NS, NS A) if it does not exist yet")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
-    try:
-        keys = [TsigKey.parse(k) for k in args.key]
-    except ValueError:
-        print("error: --key must be NAME:ALGORITHM:SECRET", file=sys.stderr)
+    if args.key:  # never echo it: it holds a secret
+        print(f"error: --key puts the TSIG secret on the command line, where every local user can read it; "
+              f"pass it in ${KEYS_ENV} or --key-file (mode 0600)", file=sys.stderr)
         return 2
+    try:
+        keys = read_keys(args.key_file)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    os.environ.pop(KEYS_ENV, None)  # not inherited by anything this process starts
     for z in args.create_zone:
         if not zone_path(args.zones, z).exists():
             create_zone_file(args.zones, z)

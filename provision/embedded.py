@@ -13,10 +13,12 @@ import dns.message
 import dns.query
 
 from mailcore.spec.model import AccountSpec
+from mailcore.store.db import private_dir, private_file
 
 from .zonefiles import create_zone_file, zone_path
 from .records import zone_of
 from .rfc2136 import DnsServer
+from .tsigkeys import KEYS_ENV
 
 
 class EmbeddedDnsError(Exception):
@@ -41,6 +43,8 @@ def ensure_running(spec: AccountSpec, servers: dict[str, DnsServer], state_dir: 
         server = servers[name]
         zones = sorted({zone_of(d) for d in spec.domains if d.dns == name})
         zone_dir = state_dir / "zones"
+        private_dir(state_dir, tighten=True)
+        private_dir(zone_dir)
         for z in zones:
             if not zone_path(zone_dir, z).exists():
                 create_zone_file(zone_dir, z)
@@ -49,12 +53,13 @@ def ensure_running(spec: AccountSpec, servers: dict[str, DnsServer], state_dir: 
         key = server.tsig
         args = [sys.executable, "-m", "provision.dnsserver", "--zones", str(zone_dir), "--host", server.host,
                 "--port", str(server.port)]
-        if key:
-            args += ["--key", f"{key.name}:{key.algorithm}:{key.secret_b64}"]
-        log = open(state_dir / f"dns-{name}.log", "ab")
-        proc = subprocess.Popen(args, stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True,
-                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
-        (state_dir / f"dns-{name}.pid").write_text(str(proc.pid))
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env.pop(KEYS_ENV, None)
+        if key:  # through the environment (readable by this user only), never on the command line
+            env[KEYS_ENV] = f"{key.name}:{key.algorithm}:{key.secret_b64}"
+        log = open(private_file(state_dir / f"dns-{name}.log"), "ab")
+        proc = subprocess.Popen(args, stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True, env=env)
+        private_file(state_dir / f"dns-{name}.pid").write_text(str(proc.pid))
         deadline = time.monotonic() + 10
         while not answering(server, zones[0] if zones else "."):
             if proc.poll() is not None or time.monotonic() > deadline:

@@ -20,15 +20,29 @@ a shared secret from the operator's config is what this service can offer instea
 
 Any 2xx answer within the timeout counts as delivered (MNS expects 204 within 5 s). Anything else
 (another status, a timeout, a refused connection) is retried with exponential backoff until
-`max_attempts`; each attempt is one `notify_attempts` row.
+`max_attempts`; each attempt is one `notify_attempts` row, which keeps the status code and a short
+error class (`HTTP 500`, `ConnectTimeout`, `PrivateTarget: ...`), never the receiver's answer.
+Redirects are not followed.
+
+Targets: before each attempt the URL's host is resolved and every address checked; loopback,
+link-local (where cloud metadata services live), private, shared (100.64/10), multicast, reserved
+and other non-global addresses are refused (`PrivateTarget`), and the request then goes to the
+checked address itself (Host header and TLS name stay the URL's), so a DNS answer that changes
+between the check and the connection (rebinding) cannot reach the service's own network.
+`HttpSettings.allow_private_targets` (`service.notifications_allow_private_targets`) lifts the
+refusal, for local testing.
 """
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
+import ipaddress
+import socket
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Awaitable, Callable
 
 import httpx
 
@@ -50,6 +64,7 @@ class HttpSettings:
     retry_max_seconds: int = 3600
     concurrency: int = 16  # requests in flight per notifier
     lease_seconds: int = 60  # a crashed notifier's claimed deliveries are retried after this
+    allow_private_targets: bool = False  # loopback/private/link-local receivers: local testing only
 
 
 def backoff(attempts: int, settings: HttpSettings) -> timedelta:
@@ -111,19 +126,78 @@ class AttemptResult:
     duration_ms: int
 
 
+Resolver = Callable[[str, int], Awaitable[list[str]]]
+
+
+class TargetRefused(Exception):
+    """The URL resolves to an address the notifier does not post to."""
+
+
+# the first property an address has decides why it is refused; anything not global is refused
+NON_PUBLIC: tuple[tuple[str, str], ...] = (
+    ("is_loopback", "loopback"),
+    ("is_link_local", "link-local (cloud metadata services live here)"),
+    ("is_unspecified", "unspecified"),
+    ("is_multicast", "multicast"),
+    ("is_reserved", "reserved"),
+    ("is_private", "private"),
+)
+
+
+def non_public(address: str) -> str | None:
+    """Why the notifier refuses to post to `address` (an IP literal), or None when it is public."""
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
+        ip = ip.ipv4_mapped
+    for attr, why in NON_PUBLIC:
+        if getattr(ip, attr):
+            return why
+    return None if ip.is_global else "not globally routable"
+
+
+async def system_resolve(host: str, port: int) -> list[str]:
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return [info[4][0] for info in infos]
+
+
+async def pin(url: str, *, allow_private: bool, resolve: Resolver | None = None) -> tuple[httpx.URL, dict, dict]:
+    """(URL with the host replaced by its checked address, extra headers, request extensions).
+    Raises TargetRefused when any address the host resolves to is not public."""
+    u = httpx.URL(url)
+    port = u.port or (443 if u.scheme == "https" else 80)
+    try:
+        addresses = await (resolve or system_resolve)(u.host, port)
+    except OSError as exc:
+        raise TargetRefused(f"ResolveError: {u.host} ({type(exc).__name__})") from None
+    if not addresses:
+        raise TargetRefused(f"ResolveError: {u.host} has no address")
+    if not allow_private:
+        for address in addresses:
+            why = non_public(address)
+            if why:
+                raise TargetRefused(f"PrivateTarget: {u.host} resolves to {address}, {why}")
+    extensions = {"sni_hostname": u.host} if u.scheme == "https" else {}
+    return u.copy_with(host=addresses[0].split("%", 1)[0]), {"Host": u.netloc.decode("ascii")}, extensions
+
+
 async def post(client: httpx.AsyncClient, url: str, body: str, headers: dict[str, str],
-               timeout_seconds: float) -> AttemptResult:
-    """One POST; never raises for what a receiver or the network can do."""
+               timeout_seconds: float, *, allow_private: bool = False, resolve: Resolver | None = None) -> AttemptResult:
+    """One POST to the checked address of `url`; never raises for what a receiver, DNS or the
+    network can do. A failure keeps the status code or a short error class, not the answer."""
     started = time.monotonic()
     try:
-        response = await client.post(url, content=body.encode(), headers=headers, timeout=timeout_seconds)
-    except httpx.TimeoutException:
-        return AttemptResult(False, None, f"no answer within {timeout_seconds:g} s", _ms(started))
+        target, extra, extensions = await pin(url, allow_private=allow_private, resolve=resolve)
+    except TargetRefused as exc:
+        return AttemptResult(False, None, str(exc), _ms(started))
+    try:
+        response = await client.post(target, content=body.encode(), headers={**headers, **extra},
+                                     extensions=extensions, timeout=timeout_seconds, follow_redirects=False)
+    except httpx.TimeoutException as exc:
+        return AttemptResult(False, None, f"{type(exc).__name__}: no answer within {timeout_seconds:g} s", _ms(started))
     except httpx.HTTPError as exc:
-        return AttemptResult(False, None, f"{type(exc).__name__}: {exc}", _ms(started))
+        return AttemptResult(False, None, type(exc).__name__, _ms(started))
     ok = 200 <= response.status_code < 300
-    error = None if ok else f"HTTP {response.status_code}: {response.text[:200]}"
-    return AttemptResult(ok, response.status_code, error, _ms(started))
+    return AttemptResult(ok, response.status_code, None if ok else f"HTTP {response.status_code}", _ms(started))
 
 
 def _ms(started: float) -> int:

@@ -23,8 +23,9 @@ HTTP API (Starlette, `create_queue_app`), JSON answers:
     GET    /queues/<name>/messages?wait=&visibility=&max=    {"messages": [...]} (possibly empty)
     DELETE /queues/<name>/messages/<receipt>    204
 
-`?account=NAME` picks the account when several hold a queue of that name. With a token, every
-request needs `Authorization: Bearer <token>`. `QueueClient` is the Python client for users' tests.
+Every request is signed with an AccessKey of the account that owns the queue, as MNS signs
+(mailcore.notify.mqauth): the key decides the account, so another account's queue is 404.
+`?account=NAME` may name the key's own account. `QueueClient` is the Python client for users' tests.
 """
 from __future__ import annotations
 
@@ -49,6 +50,9 @@ from starlette.routing import Route
 
 from mailcore.store import Store
 from mailcore.store import tables as t
+from mailcore.store.crypto import SecretBox
+
+from . import mqauth
 
 
 def utcnow() -> datetime:
@@ -398,8 +402,10 @@ def _check_range(name: str, value: int, low: int, high: int) -> None:
 
 # --- HTTP API ---------------------------------------------------------------------------------
 
-def create_queue_app(store: Store, *, clock: Callable[[], datetime] = utcnow, token: str | None = None,
+def create_queue_app(store: Store, *, clock: Callable[[], datetime] = utcnow, box: SecretBox | None = None,
                      poll_seconds: float = 0.2, signals: Signals = SIGNALS) -> Starlette:
+    """The queue API. Every request must be signed with an AccessKey of the queue's account
+    (mqauth); `box` decrypts the stored AccessKey secrets (default: from MAILCORE_MASTER_KEY)."""
     service = QueueService(store, clock, poll_seconds=poll_seconds, signals=signals)
 
     def _int(request: Request, name: str) -> int | None:
@@ -413,8 +419,13 @@ def create_queue_app(store: Store, *, clock: Callable[[], datetime] = utcnow, to
 
     def guarded(handler):
         async def endpoint(request: Request):
-            if token is not None and not secrets.compare_digest(request.headers.get("authorization", ""), f"Bearer {token}"):
-                return JSONResponse({"code": "AccessDenied", "message": "missing or wrong bearer token"}, status_code=401)
+            try:
+                caller = await run_in_threadpool(
+                    mqauth.authenticate, store, box, request.method, request.headers, mqauth.resource_of(request.scope),
+                    clock(), request.query_params.get("account"))
+            except mqauth.AuthError as exc:
+                return JSONResponse({"code": exc.code, "message": str(exc)}, status_code=exc.status)
+            request.state.account = caller.account
             try:
                 return await handler(request)
             except QueueError as exc:
@@ -422,18 +433,17 @@ def create_queue_app(store: Store, *, clock: Callable[[], datetime] = utcnow, to
         return endpoint
 
     async def attributes(request: Request):
-        return JSONResponse(await run_in_threadpool(service.attributes, request.path_params["name"],
-                                                    request.query_params.get("account")))
+        return JSONResponse(await run_in_threadpool(service.attributes, request.path_params["name"], request.state.account))
 
     async def messages(request: Request):
-        got = await service.receive(request.path_params["name"], request.query_params.get("account"),
+        got = await service.receive(request.path_params["name"], request.state.account,
                                     wait=_int(request, "wait"), visibility=_int(request, "visibility"),
                                     max_messages=_int(request, "max") or 1)
         return JSONResponse({"messages": [m.to_json() for m in got]})
 
     async def remove(request: Request):
         await run_in_threadpool(service.delete, request.path_params["name"], request.path_params["receipt"],
-                                request.query_params.get("account"))
+                                request.state.account)
         return Response(status_code=204)
 
     return Starlette(routes=[
@@ -445,7 +455,7 @@ def create_queue_app(store: Store, *, clock: Callable[[], datetime] = utcnow, to
 
 async def serve_queue_api(store: Store, host: str = "127.0.0.1", port: int = 8081, **options) -> None:
     """Serve the queue API in the running event loop until cancelled (for `invoke serve`).
-    `options` go to `create_queue_app` (clock, token, poll_seconds)."""
+    `options` go to `create_queue_app` (clock, box, poll_seconds)."""
     import uvicorn
 
     config = uvicorn.Config(create_queue_app(store, **options), host=host, port=port, log_level="warning",
@@ -454,19 +464,20 @@ async def serve_queue_api(store: Store, host: str = "127.0.0.1", port: int = 808
 
 
 class QueueClient:
-    """Receive and delete over the HTTP API, for users' own tests and scripts.
+    """Receive and delete over the HTTP API, for users' own tests and scripts. Requests are
+    signed with an AccessKey of the account that owns the queues (mqauth).
 
-    >>> client = QueueClient("http://127.0.0.1:8081")
+    >>> client = QueueClient("http://127.0.0.1:8090", access_key_id="LTAI...", access_key_secret=secret)
     >>> for m in client.receive("dm-deliveries", wait=10):
     ...     handle(parse_event_body(m.body)); client.delete("dm-deliveries", m.receipt)
     """
 
-    def __init__(self, base_url: str, *, token: str | None = None, account: str | None = None, timeout: float = 40.0,
-                 client: httpx.Client | None = None):
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
+    def __init__(self, base_url: str, *, access_key_id: str, access_key_secret: str, account: str | None = None,
+                 timeout: float = 40.0, client: httpx.Client | None = None, clock: Callable[[], datetime] | None = None):
         self.account = account
         self._own = client is None
-        self.http = client or httpx.Client(base_url=base_url, headers=headers, timeout=timeout, trust_env=False)
+        self.http = client or httpx.Client(base_url=base_url, timeout=timeout, trust_env=False)
+        self.http.auth = mqauth.MnsAuth(access_key_id, access_key_secret, clock)
 
     def _params(self, **values) -> dict:
         values["account"] = self.account

@@ -45,6 +45,8 @@ class NotifierSettings:
     local_batch: int = 500
     http_batch: int = 200
     poll_seconds: float = 1.0
+    error_backoff_seconds: float = 1.0  # after a failed pass; doubles per failure in a row
+    error_backoff_max_seconds: float = 60.0
     http: http.HttpSettings = field(default_factory=http.HttpSettings)
 
 
@@ -64,13 +66,14 @@ class PassResult:
 class Notifier:
     def __init__(self, store: Store, clock: Callable[[], datetime] = utcnow, http_client: httpx.AsyncClient | None = None,
                  *, settings: NotifierSettings | None = None, owner: str | None = None, box: SecretBox | None = None,
-                 signals: mq.Signals = mq.SIGNALS):
+                 signals: mq.Signals = mq.SIGNALS, resolve: http.Resolver | None = None):
         self.store, self.clock = store, clock
         self.http_client = http_client
         self.settings = settings or NotifierSettings()
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self._box = box
         self.signals = signals
+        self.resolve = resolve  # host -> addresses; default: the system resolver (tests inject one)
 
     # --- one pass ------------------------------------------------------------------------
 
@@ -94,15 +97,21 @@ class Notifier:
         if own:
             self.http_client = httpx.AsyncClient(trust_env=False)
         try:
+            failures = 0
             while not stop.is_set():
+                wait = self.settings.poll_seconds
                 try:
                     busy = (await self.run_once()).busy
-                except Exception:  # keep serving; the next pass retries what failed
-                    log.exception("notifier pass failed")
+                    failures = 0
+                except Exception:  # keep serving; the next pass, after a capped backoff, retries what failed
+                    s = self.settings
+                    wait = min(s.error_backoff_max_seconds, s.error_backoff_seconds * 2 ** failures)
+                    failures += 1
+                    log.exception("notifier pass failed (%d in a row); next pass in %.3gs", failures, wait)
                     busy = False
                 if not busy:
                     try:
-                        await asyncio.wait_for(stop.wait(), self.settings.poll_seconds)
+                        await asyncio.wait_for(stop.wait(), wait)
                     except asyncio.TimeoutError:
                         pass
         finally:
@@ -219,7 +228,8 @@ class Notifier:
         except MasterKeyError as exc:
             return now, http.AttemptResult(False, None, f"cannot sign: {exc}", 0)
         headers = http.request_headers(row["id"], attempt, row["event"], row["body"], secret, now)
-        return now, await http.post(client, row["target"], row["body"], headers, self.settings.http.timeout_seconds)
+        return now, await http.post(client, row["target"], row["body"], headers, self.settings.http.timeout_seconds,
+                                    allow_private=self.settings.http.allow_private_targets, resolve=self.resolve)
 
     def _record(self, results) -> None:
         d, a = t.notify_deliveries, t.notify_attempts

@@ -19,6 +19,7 @@ from .issues import ERROR, WARNING, Issue, Location, Report
 from .model import AccountSpec, build_spec
 from .source import SourceDoc, load_source
 from .validators import Context, run_all
+from . import webhooks  # noqa: E402,F401  (registers the webhook-target validator)
 
 __all__ = ["Loaded", "load_account", "AccountSpec", "Issue", "Location", "Report", "ERROR", "WARNING"]
 
@@ -37,13 +38,14 @@ def load_account(root: Path | str, *, environ: Mapping[str, str] | None = None,
 
     `foreign_domains` maps the domains of every other account to its owner (R6); pass a callable
     to have it computed once the account's name is known."""
+    environ = os.environ if environ is None else environ
     doc = load_source(Path(root))
     issues: list[tuple[Issue, bool]] = [(i, False) for i in doc.issues]
     issues += schema.check(doc.data)
-    spec = build_spec(doc)
+    spec = build_spec(doc, environ)
     if callable(foreign_domains):
         foreign_domains = foreign_domains(spec.name)
-    ctx = Context(environ=os.environ if environ is None else environ, foreign_domains=foreign_domains or {})
+    ctx = Context(environ=environ, foreign_domains=foreign_domains or {})
     issues += [(i, False) for i in run_all(spec, ctx)]
     located = []
     seen = set()

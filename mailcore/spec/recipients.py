@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .emails import email_error
+from .files import FileRefused, read_capped
 from .issues import ERROR, WARNING, Issue, Location
 from .limits import TEMPLATE_VARIABLES, describe, limit
 
@@ -68,7 +69,8 @@ def _split(line: str) -> list[tuple[str, int]]:
         i = end + 1
 
 
-def load_recipients(path: Path, list_path: tuple) -> RecipientFile:
+def load_recipients(path: Path, list_path: tuple, *, root: Path | None = None, environ=None) -> RecipientFile:
+    """Read and check one list file; `root` is the config directory it must be in (mailcore.spec.files)."""
     result = RecipientFile(path=path)
     file = str(path)
 
@@ -76,12 +78,18 @@ def load_recipients(path: Path, list_path: tuple) -> RecipientFile:
         result.issues.append(Issue(list_path + ("file",), message, vid, severity, Location(file, line, col)))
 
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        text = read_capped(path, "recipients", root, environ).decode("utf-8-sig")
     except FileNotFoundError:
         result.issues.append(Issue(list_path + ("file",), f"recipient file {path} does not exist", "list-file"))
         return result
-    except (OSError, UnicodeDecodeError) as exc:
-        err(1, 1, f"cannot read recipient file as UTF-8: {exc}", "list-file")
+    except FileRefused as exc:
+        result.issues.append(Issue(list_path + ("file",), str(exc), "list-file"))
+        return result
+    except UnicodeDecodeError as exc:  # the position only: never the bytes
+        err(1, 1, f"cannot read recipient file as UTF-8 (byte {exc.start}); is it a recipient list?", "list-file")
+        return result
+    except OSError as exc:
+        err(1, 1, f"cannot read recipient file: {exc.strerror}", "list-file")
         return result
 
     columns = list(range(len(FIELDS)))  # column index -> field index
@@ -126,7 +134,12 @@ def load_recipients(path: Path, list_path: tuple) -> RecipientFile:
             continue
         why = email_error(addr)
         if why:
-            err(lineno, addr_col, f"'{addr}' is not a valid address: {why}", "list-row-email")
+            shown = addr if len(addr) <= 80 else addr[:77] + "..."
+            if not rows and not seen:
+                err(lineno, addr_col, f"'{shown}' is neither a header nor a recipient address ({why}); is this a "
+                    "recipient list? The rest of the file was not read", "list-row-email")
+                break  # a key or a binary pointed at by mistake: its content is not echoed line by line
+            err(lineno, addr_col, f"'{shown}' is not a valid address: {why}", "list-row-email")
             continue
         for fidx, max_len, vid in ((1, username_max, "username-length"), (2, nickname_max, "nickname-length")):
             v = values[fidx]

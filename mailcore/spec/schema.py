@@ -35,6 +35,12 @@ def _leaves(error):
     return [error]
 
 
+def _shown(value) -> str:
+    """A value as a finding quotes it: at most one short line, whatever the file held."""
+    r = repr(value)
+    return r if len(r) <= 80 else f"{r[:60]}... ({len(r)} characters)"
+
+
 def _message(error) -> tuple[str, str, bool]:
     """(message, validator id, points at a key?) for one jsonschema error."""
     sch = error.schema if isinstance(error.schema, dict) else {}
@@ -55,10 +61,10 @@ def _message(error) -> tuple[str, str, bool]:
         return f"{error.message}; add it", "schema", False
     if error.validator == "enum":
         choices = ", ".join(repr(v) for v in error.validator_value)
-        return f"{error.instance!r} is not one of {choices}", "schema", False
+        return f"{_shown(error.instance)} is not one of {choices}", "schema", False
     if error.validator == "pattern" and "description" in sch:
-        return f"{error.instance!r} does not match {error.validator_value!r}: {sch['description']}", "schema", False
-    return error.message, "schema", False
+        return f"{_shown(error.instance)} does not match {error.validator_value!r}: {sch['description']}", "schema", False
+    return error.message.replace(repr(error.instance), _shown(error.instance)), "schema", False
 
 
 def check(data: dict) -> list[tuple[Issue, bool]]:

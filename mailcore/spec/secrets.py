@@ -5,11 +5,14 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from .files import FileRefused, read_capped
+
 
 @dataclass(frozen=True)
 class SecretRef:
     env: str | None = None
     file: Path | None = None
+    root: Path | None = None  # the config directory a file must be in (see mailcore.spec.files)
 
     def describe(self) -> str:
         return f"environment variable {self.env}" if self.env else f"file {self.file}"
@@ -22,7 +25,11 @@ class SecretRef:
                 return None, f"environment variable {self.env} is not set; export it (or put it in .env) before running"
             return value, None
         try:
-            value = self.file.read_text(encoding="utf-8").strip()
+            value = read_capped(self.file, "secret", self.root, environ).decode("utf-8").strip()
+        except FileRefused as exc:
+            return None, str(exc)
+        except UnicodeDecodeError:
+            return None, f"secret file {self.file} is not UTF-8 text"
         except OSError as exc:
             return None, f"cannot read secret file {self.file}: {exc.strerror}; create it (outside git)"
         if not value:
@@ -30,12 +37,13 @@ class SecretRef:
         return value, None
 
 
-def parse_ref(raw, base_dir: Path) -> SecretRef | None:
+def parse_ref(raw, base_dir: Path, root: Path | None = None) -> SecretRef | None:
+    """A `{env:}`/`{file:}` reference; a file is relative to `base_dir` and must be inside `root`."""
     if not isinstance(raw, dict):
         return None
     if isinstance(raw.get("env"), str):
         return SecretRef(env=raw["env"])
     if isinstance(raw.get("file"), str):
         p = Path(raw["file"]).expanduser()
-        return SecretRef(file=p if p.is_absolute() else base_dir / p)
+        return SecretRef(file=p if p.is_absolute() else base_dir / p, root=root)
     return None

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import yaml
 
+from .files import FileRefused, read_capped
 from .issues import Issue, Location
 
 try:  # the C composer is several times faster on large files
@@ -77,6 +78,18 @@ def _convert(node, path: tuple, file: str, doc: SourceDoc):
     return _constructor.construct_object(node, deep=True)
 
 
+ALIAS_MESSAGE = ("YAML anchors and aliases (&name, *name) are not accepted: a few lines of them can expand into a "
+                 "huge or endless document; write the value out")
+
+
+def _first_alias(text: str):
+    """The mark of the first anchor or alias in `text`, or None (events only: nothing is expanded)."""
+    for event in yaml.parse(text, Loader=_Loader):
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+            return event.start_mark
+    return None
+
+
 def config_files(root: Path) -> list[Path]:
     return sorted(p for p in root.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
 
@@ -93,14 +106,25 @@ def load_source(root: Path) -> SourceDoc:
     for path in doc.files:
         file = str(path)
         try:
-            node = yaml.compose(path.read_text(encoding="utf-8"), Loader=_Loader)
+            text = read_capped(path, "config", root).decode("utf-8")
+            alias = _first_alias(text)
+            if alias is not None:
+                doc.issues.append(Issue((), ALIAS_MESSAGE, "yaml-alias", location=_loc(alias, file)))
+                continue
+            node = yaml.compose(text, Loader=_Loader)
         except yaml.MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
             loc = _loc(mark, file) if mark else Location(file, 1, 1)
-            doc.issues.append(Issue((), f"YAML syntax: {exc.problem or exc}", "yaml-syntax", location=loc))
+            problem = (exc.problem or "not YAML").splitlines()[0][:200]  # never the file's lines
+            doc.issues.append(Issue((), f"YAML syntax: {problem}", "yaml-syntax", location=loc))
             continue
-        except (OSError, UnicodeDecodeError) as exc:
-            doc.issues.append(Issue((), f"cannot read file: {exc}", "yaml-syntax", location=Location(file, 1, 1)))
+        except UnicodeDecodeError as exc:
+            doc.issues.append(Issue((), f"cannot read file as UTF-8 (byte {exc.start}); is it a config file?", "yaml-syntax",
+                                    location=Location(file, 1, 1)))
+            continue
+        except (OSError, FileRefused) as exc:
+            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            doc.issues.append(Issue((), f"cannot read file: {why}", "yaml-syntax", location=Location(file, 1, 1)))
             continue
         if node is None:
             continue

@@ -31,6 +31,36 @@ def state_dir(environ=os.environ) -> Path:
     return Path(environ.get(STATE_DIR_ENV) or "state").resolve()
 
 
+def private_dir(path: Path | str, *, tighten: bool = False) -> Path:
+    """Create `path` (and missing parents) as 0700. An existing directory is left alone unless
+    `tighten` (the state directory is mailcore's own: it is made 0700 when we own it)."""
+    path = Path(path)
+    missing, p = [], path
+    while not p.exists() and p != p.parent:
+        missing.append(p)
+        p = p.parent
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    for p in ([path] if tighten else []) + missing:
+        _chmod_own(p, 0o700)
+    return path
+
+
+def private_file(path: Path | str) -> Path:
+    """Make sure `path` exists and is 0600 (created so, never readable by others in between)."""
+    path = Path(path)
+    os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    _chmod_own(path, 0o600)
+    return path
+
+
+def _chmod_own(path: Path, mode: int) -> None:
+    try:
+        if path.stat().st_uid == os.getuid() and (path.stat().st_mode & 0o777) != mode:
+            os.chmod(path, mode)
+    except OSError:
+        pass  # not ours to change
+
+
 def default_url(environ=os.environ) -> str:
     url = environ.get(STORE_URL_ENV)
     if url:
@@ -61,8 +91,15 @@ class Store:
         kwargs = {}
         if self.dialect == "sqlite":
             path = sa.engine.make_url(url).database
-            if path and path != ":memory:":
-                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            if path and path != ":memory:" and not path.startswith("file:"):
+                # the store holds encrypted secrets and the queue's messages: owner only. SQLite
+                # gives the -wal and -shm files the database file's mode.
+                parent = Path(path).resolve().parent
+                private_dir(parent, tighten=parent == state_dir())
+                private_file(path)
+                for extra in ("-wal", "-shm", "-journal"):
+                    if Path(path + extra).exists():
+                        _chmod_own(Path(path + extra), 0o600)
         elif self.dialect == "postgresql" and url.startswith("postgresql://"):
             url = "postgresql+psycopg://" + url[len("postgresql://"):]
         self.engine = sa.create_engine(url, future=True, **kwargs)

@@ -11,7 +11,7 @@ from mailcore.notify.router import route_pending
 from mailcore.notify.worker import Notifier
 from mailcore.store import open_store
 from mailcore.store import tables as t
-from tests.support.notify import START, event_body, point_webhook_at, run
+from tests.support.notify import START, event_body, local_settings, point_webhook_at, run
 from tests.support.store import make_ready
 
 SENDERS = ["orders@mail.example.com", "alerts@notice.example.net", "newsletter@news.example.com"]
@@ -96,7 +96,7 @@ def test_two_notifiers_deliver_each_delivery_once(pg_stores, receiver, clock):
     want_queue = sum(1 for s, e in events.values() if e != "Deliver:Open" and expected(s, e))
 
     def notifier(store):
-        n = Notifier(store, clock)
+        n = Notifier(store, clock, settings=local_settings())
 
         def loop():
             while run(n.run_once()).busy:

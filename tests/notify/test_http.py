@@ -4,12 +4,14 @@ given up."""
 from __future__ import annotations
 
 import socket
+import threading
 from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import sqlalchemy as sa
 
-from mailcore.notify import parse_event_body
+from mailcore.notify import http, parse_event_body
 from mailcore.notify.http import (
     CONTENT_TYPE,
     HttpSettings,
@@ -19,6 +21,8 @@ from mailcore.notify.http import (
 )
 from mailcore.notify.router import route_pending
 from mailcore.notify.worker import Notifier, NotifierSettings
+from mailcore.spec import webhooks as spec_webhooks
+from mailcore.spec.webhooks import target_problem
 from mailcore.store import tables as t
 from tests.support.notify import attempts, deliveries, insert_event, run
 
@@ -27,7 +31,7 @@ SECRET = "webhook-secret-value"  # DM_WEBHOOK_SECRET in storefixtures.EXAMPLE_EN
 
 
 def notifier(store, clock, **http) -> Notifier:
-    return Notifier(store, clock, settings=NotifierSettings(http=HttpSettings(**http)))
+    return Notifier(store, clock, settings=NotifierSettings(http=HttpSettings(allow_private_targets=True, **http)))
 
 
 def http_delivery(store, event_id):
@@ -147,3 +151,117 @@ def test_signature_accepts_str_and_datetime(clock):
     header = sign("k", "body", clock())
     assert header.startswith(f"t={int(clock().timestamp())},v1=")
     assert verify_signature("k", header, b"body", clock() + timedelta(seconds=5))
+
+
+# --- targets: no loopback, private or metadata receivers unless opted in ------------------------
+
+ADDRESSES = [  # address, why it is refused (None: public); one row per NON_PUBLIC reason at least
+    ("127.0.0.1", "loopback"), ("::1", "loopback"), ("::ffff:127.0.0.1", "loopback"),
+    ("169.254.169.254", "link-local (cloud metadata services live here)"), ("fe80::1", "link-local (cloud metadata services live here)"),
+    ("0.0.0.0", "unspecified"), ("::", "unspecified"), ("224.0.0.1", "multicast"),
+    ("10.1.2.3", "private"), ("172.16.0.1", "private"), ("192.168.1.1", "private"), ("fd00:ec2::254", "private"),
+    ("240.0.0.1", "reserved"), ("100.100.100.200", "not globally routable"),  # Alibaba Cloud's metadata, in 100.64/10
+    ("93.184.216.34", None), ("2606:2800:220:1::1", None), ("8.8.8.8", None),
+]
+
+
+def test_every_non_public_reason_has_an_address():
+    assert {why for _, why in http.NON_PUBLIC} <= {why for _, why in ADDRESSES}
+
+
+@pytest.mark.parametrize("address, why", ADDRESSES, ids=[a for a, _ in ADDRESSES])
+def test_address_classes(address, why):
+    assert http.non_public(address) == why
+    # validate refuses the same literal addresses (its own copy of the table: spec imports nothing of notify)
+    problem = target_problem(f"http://{'[' + address + ']' if ':' in address else address}:8080/hook")
+    assert (problem is None) == (why is None) and (why is None or why in problem)
+
+
+def test_the_table_is_the_same_in_validate_and_delivery():
+    assert spec_webhooks.NON_PUBLIC == http.NON_PUBLIC
+
+
+def test_a_loopback_receiver_is_refused_by_default(notify_store, receiver, clock):
+    eid = insert_event(notify_store, ORDERS)
+    run(Notifier(notify_store, clock).run_once())
+    assert receiver.requests == []
+    (a,) = attempts(notify_store, http_delivery(notify_store, eid)["id"])
+    assert a["outcome"] == "retry" and a["status_code"] is None
+    assert a["error"] == "PrivateTarget: 127.0.0.1 resolves to 127.0.0.1, loopback"
+
+
+def _retarget(store, clock, url: str) -> None:
+    route_pending(store, clock())
+    with store.transaction() as conn:
+        conn.execute(sa.update(t.notify_deliveries).where(t.notify_deliveries.c.kind == "http").values(target=url))
+
+
+def test_a_name_is_checked_after_resolution(notify_store, receiver, clock):
+    """`localhost` is resolved by the system resolver, and what it resolves to is refused."""
+    eid = insert_event(notify_store, ORDERS)
+    _retarget(notify_store, clock, f"http://localhost:{receiver.server.server_address[1]}/hook")
+    run(Notifier(notify_store, clock).run_once())
+    assert receiver.requests == []
+    (a,) = attempts(notify_store, http_delivery(notify_store, eid)["id"])
+    assert a["error"].startswith("PrivateTarget: localhost resolves to ")
+
+
+def test_one_private_address_among_public_ones_is_refused(notify_store, receiver, clock):
+    """A rebinding name answers a public address and a private one: nothing is posted."""
+    async def resolve(host, port):
+        return ["93.184.216.34", "127.0.0.1"] if host == "hooks.rebind.test" else []
+    eid = insert_event(notify_store, ORDERS)
+    _retarget(notify_store, clock, f"http://hooks.rebind.test:{receiver.server.server_address[1]}/hook")
+    run(Notifier(notify_store, clock, resolve=resolve).run_once())
+    (a,) = attempts(notify_store, http_delivery(notify_store, eid)["id"])
+    assert a["error"] == "PrivateTarget: hooks.rebind.test resolves to 127.0.0.1, loopback" and receiver.requests == []
+
+
+def test_the_request_goes_to_the_checked_address(notify_store, receiver, clock):
+    """The connection is made to the address that was checked (not resolved again), with the
+    URL's own Host header: opted in here, `hooks.pinned.test` exists only in this resolver."""
+    seen = []
+
+    async def resolve(host, port):
+        seen.append((host, port))
+        return ["127.0.0.1"]
+    port = receiver.server.server_address[1]
+    eid = insert_event(notify_store, ORDERS)
+    _retarget(notify_store, clock, f"http://hooks.pinned.test:{port}/hook")
+    run(notifier_with(notify_store, clock, resolve).run_once())
+    (req,) = receiver.requests
+    assert req.headers["host"] == f"hooks.pinned.test:{port}" and req.path == "/hook"
+    assert seen == [("hooks.pinned.test", port)]
+    assert http_delivery(notify_store, eid)["state"] == "delivered"
+
+
+def notifier_with(store, clock, resolve) -> Notifier:
+    return Notifier(store, clock, settings=NotifierSettings(http=HttpSettings(allow_private_targets=True)), resolve=resolve)
+
+
+def test_a_failed_attempt_keeps_the_status_not_the_answer(notify_store, clock):
+    """The receiver's answer may hold anything (stack traces, internal hosts): only its status is kept."""
+    class Leaky(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            body = b"Traceback: db password=hunter2 at 10.0.0.7"
+            self.send_response(502)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Leaky)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        eid = insert_event(notify_store, ORDERS)
+        _retarget(notify_store, clock, f"http://127.0.0.1:{server.server_address[1]}/hook")
+        run(notifier(notify_store, clock).run_once())
+    finally:
+        server.shutdown()
+        server.server_close()
+    d = http_delivery(notify_store, eid)
+    (a,) = attempts(notify_store, d["id"])
+    assert (a["status_code"], a["error"], d["last_error"]) == (502, "HTTP 502", "HTTP 502")
+

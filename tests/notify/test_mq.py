@@ -20,6 +20,7 @@ from mailcore.notify.mq import (
 from mailcore.notify.worker import Notifier
 from mailcore.store import tables as t
 from tests.support.notify import ACCOUNT, insert_event, run
+from tests.support.store import EXAMPLE_ENV
 
 ORDERS = "orders@mail.example.com"
 
@@ -161,16 +162,20 @@ def test_an_oversized_event_fails_its_queue_delivery(notify_store, clock):
 
 # --- over HTTP --------------------------------------------------------------------------------
 
+KEY_ID = "LTAI5tExampleShop0001"  # the example account's AccessKey (config/api_keys.yaml)
+KEY_SECRET = EXAMPLE_ENV["DM_ACCESS_KEY_SECRET"]
+
+
 @pytest.fixture
 def queue_api(notify_store, clock):
-    served = ApiServer(create_queue_app(notify_store, clock=clock, token="tok")).start()
+    served = ApiServer(create_queue_app(notify_store, clock=clock)).start()
     yield served
     served.stop()
 
 
 @pytest.fixture
-def client(queue_api):
-    with QueueClient(queue_api.url, token="tok") as c:
+def client(queue_api, clock):
+    with QueueClient(queue_api.url, access_key_id=KEY_ID, access_key_secret=KEY_SECRET, clock=clock) as c:
         yield c
 
 
@@ -203,7 +208,7 @@ def test_long_poll_returns_as_soon_as_a_message_arrives(notify_store, clock, cli
     assert len(got) == 1 and "failed_type=SmtpNxBox" in got[0].body
 
 
-def test_api_errors(queue_api, client):
+def test_api_errors(queue_api, client, clock):
     with pytest.raises(QueueError) as exc:
         client.receive("no-such-queue")
     assert (exc.value.code, exc.value.status) == ("QueueNotExist", 404)
@@ -211,10 +216,8 @@ def test_api_errors(queue_api, client):
         client.receive("dm-deliveries", wait=31)
     with pytest.raises(QueueError, match="max must be from 1 to 16"):
         client.receive("dm-deliveries", max_messages=17)
-    with QueueClient(queue_api.url, token="wrong") as intruder:
+    with QueueClient(queue_api.url, access_key_id=KEY_ID, access_key_secret=KEY_SECRET, account="nobody",
+                     clock=clock) as other:
         with pytest.raises(QueueError) as exc:
-            intruder.receive("dm-deliveries")
-    assert (exc.value.code, exc.value.status) == ("AccessDenied", 401)
-    with QueueClient(queue_api.url, token="tok", account="nobody") as other:
-        with pytest.raises(QueueError, match="no account 'nobody'"):
             other.receive("dm-deliveries")
+    assert (exc.value.code, exc.value.status) == ("AccessDenied", 403)

@@ -15,7 +15,7 @@ from mailcore.notify.topic import (
 )
 from mailcore.notify.worker import Notifier
 from mailcore.store import tables as t
-from tests.support.notify import ACCOUNT, deliveries, insert_event, run, start_receiver
+from tests.support.notify import ACCOUNT, deliveries, insert_event, local_settings, run, start_receiver
 
 ORDERS = "orders@mail.example.com"
 TOPIC = "dm-engagement"  # the example's engagement rule (Deliver:Open, Deliver:Click)
@@ -39,7 +39,7 @@ def test_fan_out_to_http_endpoints_and_queues(notify_store, receiver, clock):
         subscribe(notify_store, ACCOUNT, TOPIC, QueueEndpoint("opens"))  # idempotent
         body = "event=Open&region=cn-hangzhou&env_id=1&from=orders@mail.example.com&rcpt=r@x.example&operate_time=2026-11-27 16:00:00"
         eid = insert_event(notify_store, ORDERS, "Deliver:Open", body=body)
-        run(Notifier(notify_store, clock).run_once())
+        run(Notifier(notify_store, clock, settings=local_settings()).run_once())
         (req,) = receiver.requests
         assert req.body.decode() == body and verify_signature("topic-secret", req.headers["x-mailcore-signature"], req.body, clock())
         (req2,) = second.requests
@@ -60,7 +60,7 @@ def test_a_failing_subscriber_is_retried_alone(notify_store, receiver, clock):
     subscribe(notify_store, ACCOUNT, TOPIC, HttpEndpoint(receiver.url))
     subscribe(notify_store, ACCOUNT, TOPIC, QueueEndpoint("opens"))
     eid = insert_event(notify_store, ORDERS, "Deliver:Click")
-    n = Notifier(notify_store, clock)
+    n = Notifier(notify_store, clock, settings=local_settings())
     run(n.run_once())
     assert len(queue_bodies(notify_store, "opens")) == 1
     clock.advance(10)
@@ -72,7 +72,7 @@ def test_a_failing_subscriber_is_retried_alone(notify_store, receiver, clock):
 
 def test_a_topic_without_subscriptions_drops_the_event_and_says_so(notify_store, clock):
     eid = insert_event(notify_store, ORDERS, "Deliver:Open")
-    run(Notifier(notify_store, clock).run_once())
+    run(Notifier(notify_store, clock, settings=local_settings()).run_once())
     (top,) = deliveries(notify_store, eid)
     assert top["state"] == "delivered" and "no subscriptions" in top["last_error"]
 

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
-from mailcore.notify.http import HttpSettings
 from mailcore.notify.router import route_pending
-from mailcore.notify.worker import Notifier, NotifierSettings, listing, retry
-from tests.support.notify import attempts, deliveries, insert_event, run
+from mailcore.notify.worker import Notifier, listing, retry
+from tests.support.notify import attempts, deliveries, insert_event, local_settings, run
 
 ORDERS = "orders@mail.example.com"
 
@@ -17,7 +16,7 @@ def test_run_serves_until_stopped(notify_store, receiver, clock):
 
     async def main():
         stop = asyncio.Event()
-        task = asyncio.create_task(Notifier(notify_store, clock, settings=NotifierSettings(poll_seconds=0.05)).run(stop))
+        task = asyncio.create_task(Notifier(notify_store, clock, settings=local_settings(poll_seconds=0.05)).run(stop))
         for _ in range(400):  # until the receiver has it (a liveness bound, not a timing assertion)
             if receiver.requests:
                 break
@@ -32,10 +31,10 @@ def test_run_serves_until_stopped(notify_store, receiver, clock):
 
 def test_a_crashed_notifiers_http_deliveries_are_taken_over_after_the_lease(notify_store, receiver, clock):
     eid = insert_event(notify_store, ORDERS)
-    crashed = Notifier(notify_store, clock)
+    crashed = Notifier(notify_store, clock, settings=local_settings())
     route_pending(notify_store, clock())
     assert len(crashed.claim_http()) == 1  # claimed, then the process died before posting
-    survivor = Notifier(notify_store, clock)
+    survivor = Notifier(notify_store, clock, settings=local_settings())
     assert run(survivor.run_once()).http_attempts == 0  # still leased
     clock.advance(survivor.settings.http.lease_seconds + 1)
     assert run(survivor.run_once()).http_attempts == 1
@@ -46,7 +45,7 @@ def test_a_crashed_notifiers_http_deliveries_are_taken_over_after_the_lease(noti
 def test_a_missing_master_key_is_an_attempt_error(notify_store, receiver, clock, monkeypatch):
     monkeypatch.delenv("MAILCORE_MASTER_KEY")
     eid = insert_event(notify_store, ORDERS)
-    run(Notifier(notify_store, clock).run_once())
+    run(Notifier(notify_store, clock, settings=local_settings()).run_once())
     (d,) = [d for d in deliveries(notify_store, eid) if d["kind"] == "http"]
     (a,) = attempts(notify_store, d["id"])
     assert a["outcome"] == "retry" and "MAILCORE_MASTER_KEY is not set" in a["error"] and not receiver.requests
@@ -55,7 +54,7 @@ def test_a_missing_master_key_is_an_attempt_error(notify_store, receiver, clock,
 def test_failed_deliveries_are_listed_and_can_be_retried(notify_store, receiver, clock):
     receiver.script = [500, 500]
     eid = insert_event(notify_store, ORDERS, "Deliver:SendFailed")
-    n = Notifier(notify_store, clock, settings=NotifierSettings(http=HttpSettings(max_attempts=2)))
+    n = Notifier(notify_store, clock, settings=local_settings(max_attempts=2))
     run(n.run_once())
     clock.advance(10)
     run(n.run_once())

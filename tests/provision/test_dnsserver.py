@@ -1,9 +1,11 @@
 """The built-in DNS server: answers, RFC 2136 prerequisites, TSIG, persistence, the command line."""
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
+import time
 
 import dns.exception
 import dns.message
@@ -183,10 +185,10 @@ def test_command_line_foreground(tmp_path, tsig_key):
     zones = tmp_path / "zones"
     zones.mkdir()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "provision.dnsserver", "--zones", str(zones), "--port", str(port),
-         "--key", f"{tsig_key.name}:{tsig_key.algorithm}:{tsig_key.secret_b64}", "--create-zone", "example.test"],
-        stderr=subprocess.PIPE, text=True)
+        [sys.executable, "-m", "provision.dnsserver", "--zones", str(zones), "--port", str(port), "--create-zone", "example.test"],
+        stderr=subprocess.PIPE, text=True, env={**os.environ, "MAILCORE_DNS_KEYS": key_text(tsig_key)})
     try:
+        assert tsig_key.secret_b64 not in cmdline(proc.pid)
         line = proc.stderr.readline()
         assert f"127.0.0.1:{port}" in line and "example.test." in line
         srv = DnsServer("127.0.0.1", port, tsig_key)
@@ -206,3 +208,110 @@ def test_command_line_errors(tmp_path):
     r = subprocess.run([sys.executable, "-m", "provision.dnsserver", "--zones", str(tmp_path), "--port", "0"],
                        capture_output=True, text=True, timeout=30)
     assert r.returncode == 1 and "bad.zone" in r.stderr and "Traceback" not in r.stderr
+
+
+# --- the TSIG secret never on a command line ----------------------------------------------------
+
+def key_text(key) -> str:
+    return f"{key.name}:{key.algorithm}:{key.secret_b64}"
+
+
+def cmdline(pid: int) -> str:
+    """What every local user can read about a process (ps, /proc/<pid>/cmdline)."""
+    return open(f"/proc/{pid}/cmdline", "rb").read().replace(b"\0", b" ").decode()
+
+
+def children(pid: int) -> list[int]:
+    out = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/children") as f:
+            out += [int(c) for c in f.read().split()]
+    return out
+
+
+def _run_cli(args, env, tmp_path):
+    return subprocess.run([sys.executable, "-m", "provision.dnsserver", "--zones", str(tmp_path), "--port", "0", *args],
+                          capture_output=True, text=True, timeout=30, env={**os.environ, **env})
+
+
+def test_a_key_on_the_command_line_is_refused_without_echoing_it(tmp_path, tsig_key):
+    r = _run_cli(["--key", key_text(tsig_key)], {}, tmp_path)
+    assert r.returncode == 2 and "MAILCORE_DNS_KEYS or --key-file" in r.stderr
+    assert tsig_key.secret_b64 not in r.stderr + r.stdout and "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("file_mode, env, error", [
+    (0o644, {}, "is readable by others (mode 644); chmod 600 it"),
+    (None, {"MAILCORE_DNS_KEYS": "just-a-name"}, "a TSIG key must be NAME:ALGORITHM:SECRET"),
+    (0o600, {"MAILCORE_DNS_KEYS": "name::secret"}, "a TSIG key must be NAME:ALGORITHM:SECRET"),
+])
+def test_key_errors(tmp_path, tsig_key, file_mode, env, error):
+    args = []
+    if file_mode is not None:
+        kf = tmp_path / "keys"
+        kf.write_text(key_text(tsig_key) + "\n")
+        os.chmod(kf, file_mode)
+        args = ["--key-file", str(kf)]
+    r = _run_cli(args, env, tmp_path / "zones")
+    assert r.returncode == 2 and error in r.stderr and tsig_key.secret_b64 not in r.stderr
+
+
+def test_a_key_file_readable_by_its_owner_only_is_read(tmp_path, tsig_key):
+    kf = tmp_path / "keys"
+    kf.write_text(key_text(tsig_key) + "\n")
+    os.chmod(kf, 0o600)
+    from provision.dnsserver import read_keys
+    assert read_keys(kf, environ={}) == [tsig_key]
+    assert read_keys(None, environ={"MAILCORE_DNS_KEYS": f"{key_text(tsig_key)}  a.:hmac-sha256:c2VjcmV0"})[0] == tsig_key
+
+
+def _wait_answering(server, zone, proc=None):
+    from provision.embedded import answering
+    deadline = time.monotonic() + 20
+    while not answering(server, zone):
+        assert proc is None or proc.poll() is None, "the server exited"
+        assert time.monotonic() < deadline, "the server did not answer"
+        time.sleep(0.05)
+
+
+def test_embedded_start_passes_the_key_in_the_environment(tmp_path, tsig_key):
+    from mailcore.spec.model import AccountSpec, DnsBackendSpec, DomainSpec
+    from provision.embedded import ensure_running
+    port = free_port()
+    server = DnsServer("127.0.0.1", port, tsig_key, timeout=2.0)
+    spec = AccountSpec(root=tmp_path)
+    spec.dns_backends["builtin"] = DnsBackendSpec("builtin", "rfc2136", {"embedded": True, "server": f"127.0.0.1:{port}"}, ())
+    spec.domains.append(DomainSpec("mail.example.test", "cn-hangzhou", "builtin", "example.test", False, None, None,
+                                   "mixed", ()))
+    state = tmp_path / "state"
+    assert ensure_running(spec, {"builtin": server}, state, progress=lambda line: None) == ["builtin"]
+    pid = int((state / "dns-builtin.pid").read_text())
+    try:
+        line = cmdline(pid)
+        assert "provision.dnsserver" in line and tsig_key.secret_b64 not in line
+        rfc2136.create(server, "example.test", RecordSet("x.example.test", "TXT", 60, ('"env"',)))  # the key works
+        assert {p.name: oct(p.stat().st_mode & 0o777) for p in state.iterdir()} == {
+            "zones": "0o700", "dns-builtin.log": "0o600", "dns-builtin.pid": "0o600"}
+        assert oct(state.stat().st_mode & 0o777) == "0o700"
+    finally:
+        os.kill(pid, signal.SIGTERM)
+
+
+def test_invoke_dns_serve_passes_the_key_in_the_environment(tmp_path, tsig_key):
+    from tests.support.store import ROOT
+    port = free_port()
+    env = {**os.environ, "MAILCORE_TSIG_SECRET": tsig_key.secret_b64, "MAILCORE_ENV_FILE": ""}
+    proc = subprocess.Popen([sys.executable, "-m", "invoke", "dns.serve", "--port", str(port), "--zones",
+                             str(tmp_path / "zones"), "--zone", "example.test"], cwd=ROOT, env=env, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        key = rfc2136.TsigKey("mailcore-key.", "hmac-sha256", tsig_key.secret_b64)
+        server = DnsServer("127.0.0.1", port, key, timeout=2.0)
+        _wait_answering(server, "example.test", proc)
+        (child,) = children(proc.pid)
+        assert "provision.dnsserver" in cmdline(child)
+        assert tsig_key.secret_b64 not in cmdline(proc.pid) + cmdline(child)
+        rfc2136.create(server, "example.test", RecordSet("x.example.test", "TXT", 60, ('"task"',)))
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(10)

@@ -117,6 +117,13 @@ CASES = [
     case('notification-sender-undeclared', [('notifications.yaml', 13, 15, 'notification-sender')]),  # a notification for a sender that is not declared
     case('notification-sender-twice', [('notifications.yaml', 15, 15, 'notification-sender')]),  # two notifications for one sender (R23)
     case('notification-route', [('notifications.yaml', 13, 13, 'notification-route')]),  # WARNING: the account notification's region has no rule
+    case('yaml-alias', [('tags.yaml', 5, 18, 'yaml-alias')]),  # a "billion laughs" of anchors and aliases: refused at the first anchor
+    case('yaml-alias-recursive', [('tags.yaml', 3, 7, 'yaml-alias')]),  # an alias inside its own anchor (an endless document)
+    case('secret-file-outside', [('api_keys.yaml', 5, 13, 'secret-unresolved')]),  # a {file:} secret outside the config directory
+    case('template-body-file-outside', [('templates.yaml', 6, 16, 'template-body-file')]),  # body_file outside the config directory
+    case('list-file-outside', [('lists.yaml', 6, 11, 'list-file')]),  # a recipient file outside the config directory
+    case('list-not-recipients', [('lists/key.csv', 1, 1, 'list-row-email')]),  # a key file as a list: one finding, its first line only
+    case('webhook-target', [('notifications.yaml', 9, 14, 'webhook-target')]),  # a webhook to the cloud metadata address 169.254.169.254
     case('acceptance-five-errors', [('account.yaml', 13, 7, 'allowlist-private'), ('domains.yaml', 8, 3, 'max-domains'), ('senders.yaml', 5, 20, 'smtp-password'), ('senders.yaml', 6, 14, 'sender-domain'), ('templates.yaml', 4, 14, 'template-subject-length')]),  # six domains, a private IP in the allow-list, a weak SMTP password, a sender on an undeclared domain, a 101-character subject
 ]
 

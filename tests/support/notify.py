@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from mailcore.notify.http import HttpSettings
+from mailcore.notify.worker import NotifierSettings
 from mailcore.store import tables as t
 from tests.support.helpers import edit_yaml
 from tests.support.store import make_ready
@@ -75,6 +77,15 @@ def attempts(store, delivery_id: int) -> list[dict]:
 
 def run(coro):
     return asyncio.run(coro)
+
+
+def local_settings(**http) -> NotifierSettings:
+    """Notifier settings for receivers on loopback: the tests opt in to private targets."""
+    poll = http.pop("poll_seconds", None)
+    settings = NotifierSettings(http=HttpSettings(allow_private_targets=True, **http))
+    if poll is not None:
+        settings.poll_seconds = poll
+    return settings
 
 
 # --- an HTTP receiver on loopback -------------------------------------------------------------
@@ -145,13 +156,15 @@ def receiver():
 
 
 def point_webhook_at(config: Path, url: str) -> None:
-    """The example's deliveries rule posts to hooks.example.com; send it to the loopback receiver."""
+    """The example's deliveries rule posts to hooks.example.com; send it to the loopback receiver
+    (which the service allows only with notifications_allow_private_targets)."""
     def edit(d):
         for rule in d["notification_rules"]:
             for e in rule["endpoints"]:
                 if e["kind"] == "http":
                     e["url"] = url
     edit_yaml(config / "notifications.yaml", edit)
+    edit_yaml(config / "service.yaml", lambda d: d["service"].__setitem__("notifications_allow_private_targets", True))
 
 
 @pytest.fixture
