@@ -241,12 +241,13 @@ def dns_serve(c, zones=None, port=15353, zone=None, key_name="mailcore-key."):
     if not secret:
         raise Exit("error: MAILCORE_TSIG_SECRET is not set; run `invoke secrets.init` or export it", 2)
     zones = zones or os.path.join(os.environ.get("MAILCORE_STATE_DIR", "state"), "zones")
-    os.makedirs(zones, exist_ok=True)
-    args = [sys.executable, "-m", "provision.dnsserver", "--zones", zones, "--port", str(port),
-            "--key", f"{key_name}:hmac-sha256:{secret}"]
+    os.makedirs(zones, mode=0o700, exist_ok=True)
+    args = [sys.executable, "-m", "provision.dnsserver", "--zones", zones, "--port", str(port)]
     for z in zone or ["example.com", "example.net"]:
         args += ["--create-zone", z]
-    raise Exit(code=subprocess.call(args))
+    # the secret goes through the environment, never the command line (ps and /proc show argv to every user)
+    env = {**os.environ, "MAILCORE_DNS_KEYS": f"{key_name}:hmac-sha256:{secret}"}
+    raise Exit(code=subprocess.call(args, env=env))
 
 
 @task(name="pulumi")

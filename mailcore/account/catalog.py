@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import secrets
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -18,9 +20,28 @@ from mailcore.account import replyto
 from mailcore.spec.validators import parse_allow_entry
 from mailcore.store import Store
 from mailcore.store import tables as t
-from mailcore.store.crypto import SecretBox, verify_password
+from mailcore.store.crypto import SecretBox, hash_password, verify_password
 
 SENDABLE_DOMAIN_STATUSES = ("verified", "usable")
+
+
+@lru_cache(maxsize=1)
+def _dummy_hash() -> str:
+    """What an unknown user's password is checked against, so that a wrong user name costs the
+    same scrypt work as a wrong password (no user enumeration by timing)."""
+    return hash_password(secrets.token_urlsafe(16))
+
+
+def normalize_ip(ip: str) -> str:
+    """`::ffff:a.b.c.d` as `a.b.c.d` (dual-stack listeners report IPv4 clients that way), so the
+    allow-list and the per-IP limits see one address; anything else as it came."""
+    try:
+        addr = ipaddress.ip_address(ip.strip())
+    except ValueError:
+        return ip
+    if addr.version == 6 and addr.ipv4_mapped is not None:
+        return str(addr.ipv4_mapped)
+    return str(addr)
 
 
 @dataclass(frozen=True)
@@ -73,6 +94,7 @@ class Catalog:
         """The sender when `password` is its SMTP password, else None."""
         view = self.sender(address)
         if view is None or not view.password_hash:
+            verify_password(password, _dummy_hash())  # the same work as for a known user
             return None
         if self.remembered_password(view, password):
             return view
@@ -109,7 +131,7 @@ class Catalog:
             entries = conn.execute(sa.select(t.allowlist_entries.c.entry).where(
                 t.allowlist_entries.c.account_id == acct[0])).scalars().all()
         try:
-            addr = ipaddress.ip_address(ip)
+            addr = ipaddress.ip_address(normalize_ip(ip))
         except ValueError:
             return False
         for entry in entries:

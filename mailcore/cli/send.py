@@ -87,8 +87,9 @@ def reply_to_verify(config: str, store_url: str | None, address: str) -> int:
     host = f"[{api.host}]" if ":" in api.host else api.host
     try:
         box = SecretBox.from_env()
-        requested = replyto.request(store, spec.name, datetime.now(timezone.utc), f"http://{host}:{api.port}/",
-                                    address=address)
+        base = api.base_url or spec.service.base_url or \
+            f"{'https' if api.tls == 'implicit' else 'http'}://{host}:{api.port}/"  # as `serve` links
+        requested = replyto.request(store, spec.name, datetime.now(timezone.utc), base, address=address)
     except MasterKeyError as exc:
         raise CommandError(str(exc)) from None
     except replyto.ReplyToError as exc:

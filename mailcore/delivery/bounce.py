@@ -227,6 +227,21 @@ TABLE: tuple[Row, ...] = (
        "DirectMail's own content filter: status 3 SmtpContSpam", source=_DM, phase="data"),
     _r("dm-551", "发信账户状态异常", "account unavailable", 551, "Main account unavailable", 4, "SmtpZPermErr",
        "the account is restricted (R3): final", source=_DM, phase="mail"),
+    # delivery's own refusals of one recipient (issue 11): contained to that recipient, never the queue
+    _r("dm-553-bad-rcpt", "接收地址格式错误", "malformed recipient address", 553,
+       "Recipient address cannot be delivered", 2, "SysOutInvRcpt",
+       "the queued address cannot be put on the wire (a DNS label over 63 octets, an over-long address, "
+       "a malformed domain): no server can ever take it, so final and invalid (R37); ingress refuses "
+       "such addresses, this row catches what was queued before", enhanced="5.1.3", invalid=True, source=_DM),
+    _r("dm-553-smtputf8", "接收方不支持 SMTPUTF8", "next hop lacks SMTPUTF8", 553,
+       "Recipient address needs SMTPUTF8, which the receiving server does not offer", 4, "SmtpZPermErr",
+       "a non-ASCII local part can only travel with SMTPUTF8 (RFC 6531 3.2); the address itself is valid, "
+       "so status 4, never the invalid-address base; final (the receiver's software decides, not time)",
+       enhanced="5.6.7", source=_DM),
+    _r("dm-451-local", "本地投递错误", "local delivery error", 451, "Local delivery error", 4, "SmtpTempErr",
+       "the message could not be built or handed over because of a fault on our side (logged with its "
+       "traceback): that recipient is deferred and retried within the give-up window (R33), the rest of "
+       "the queue keeps flowing", enhanced="4.3.0", source=_DM),
 
     # ---------------------------------------------------------------- 接收地址不存在
     _r("nx-521", *_NX, 521, "Recipient address rejected", 2, "SmtpNxBox", _NX_WHY, invalid=True),
@@ -608,6 +623,15 @@ def classify(code: int, text: str | bytes = "", *, phase: Phase = "rcpt") -> Cla
         if row.id == "ok":
             continue
         if _matches(row, code, enhanced, norm):
+            if row.text is None and row.invalid_address:
+                # an enhanced code alone (X.1.1) never marks an address invalid against the reply's own
+                # words: "550 5.1.1 ... has sent to too many recipients this hour" is a rate limit
+                said = _reasons.said(enhanced, norm)
+                if said is not None and not _reasons.REASONS[said].perm[2]:
+                    status, failed_type, retry, invalid = _reasons.fields(said, code)
+                    reason = _reasons.REASONS[said]
+                    return Classification(code, norm, status, failed_type, retry, False, reason.category,
+                                          reason.category_zh, None, phase, enhanced)
             invalid = _invalid(row.invalid_address, row.failed_type, code, phase)
             return Classification(code, norm, row.status, row.failed_type, row.retry, invalid, row.category,
                                   row.category_zh, row.id, phase, enhanced)
@@ -672,6 +696,26 @@ def classify_connect_failure(host: str | None = None) -> Classification:
 def classify_dropped(phase: Phase = "rcpt") -> Classification:
     """The receiver closed the connection without a reply: the guide's 400 (retried)."""
     return dataclasses.replace(_own(ROWS_BY_ID["temp-400-unexpected-closed"]), phase=phase)
+
+
+def classify_bad_address(why: str) -> Classification:
+    """553 5.1.3: the queued address cannot be sent to at all (`why` says which limit it breaks)."""
+    return _detail(ROWS_BY_ID["dm-553-bad-rcpt"], why)
+
+
+def classify_smtputf8_unavailable() -> Classification:
+    """553 5.6.7: the address needs SMTPUTF8 and the next hop does not offer it (RFC 6531)."""
+    return _own(ROWS_BY_ID["dm-553-smtputf8"])
+
+
+def classify_local_error(why: str) -> Classification:
+    """451 4.3.0: a fault on our side while building or handing over this recipient's message."""
+    return _detail(ROWS_BY_ID["dm-451-local"], why)
+
+
+def _detail(row: Row, why: str) -> Classification:
+    why = " ".join(str(why).split())[:300]  # one line, bounded: it goes into the event's err_msg
+    return dataclasses.replace(_own(row), text=f"{row.text}: {why}" if why else row.text)
 
 
 def _own(row: Row) -> Classification:

@@ -39,22 +39,35 @@ DECISIVE: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("dm-rcpts", (r"number of rcpts is over size",)),
     # a receiver's own words that overrule the enhanced code it sends with them
     ("rcptfreq", (r"receiving (?:mail|messages|e-?mail) (?:at a rate|too (?:fast|quickly))",
+                  r"(?:mailbox|recipient|user) (?:has )?received too (?:much|many) (?:e-?mail|mail|messages)",
                   r"recipient is receiving (?:mail|messages) too", r"too many messages (?:for|to) this (?:recipient|user|mailbox)",
                   r"recipient (?:has )?exceeded (?:their|its|the) (?:message|receiving) (?:rate )?limit")),
+    ("freq", (r"(?:daily|hourly)(?: [\w-]+){0,3} (?:quota|limit) exceeded", r"sending limit exceeded",
+              r"too many recipients (?:this|per|an?|in the last) (?:hour|day|minute)")),
+    # a failed lookup or a malformed header is not an authentication verdict, whatever record it names
+    ("system", (r"(?:dmarc|spf|dkim) (?:dns |record |policy )?(?:lookup|query) (?:failure|failed|error)",)),
+    ("content", (r"duplicate (?:\S+ )?header", r"header (?:is |was )?(?:duplicated|malformed)")),
     ("auth", (r"\bdmarc\b", r"\bspf\b(?!\.pobox)", r"\bdkim\b", r"sender policy framework",
               r"(?:not|fails? to) (?:pass|meet) (?:the )?(?:required )?authentication",
               r"authentication (?:checks|requirements|level)", r"sender is unauthenticated",
               r"unauthenticated (?:e-?mail|mail|message)s? (?:from|is|are)",
               r"does not have authentication information", r"spf\.pobox\.com", r"anti-?spoof")),
+    # a reply about the sender or the client (its address, domain or HELO name) says nothing about the recipient
+    ("sender", (r"sender (?:verif\w*|address rejected|domain (?:must|does not|doesn't)|address domain)",
+                r"envelope sender", r"domain of sender")),
+    ("syntax", (r"need (?:a )?fully-?qualified (?:e-?mail )?address",)),
+    ("blocked", (r"helo command rejected", r"invalid helo", r"\bhelo ?host error")),
     ("nodomain", (r"\bhost (?:or domain name )?(?:not found|unknown)",)),
-    ("nx", (r"recipient suspend", r"\b(?:recipient|user|account|mailbox) (?:is )?suspended")),
+    ("nx", (r"recipient suspend", r"\b(?:recipient|user|account|mailbox) (?:is )?(?:currently )?suspended",
+            r"recipient(?:'s)? (?:account|mailbox) (?:is|has been) (?:blocked|locked|closed|disabled)")),
 )
 
 PHRASES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("freq", (r"rate[- ]?limit", r"try again slower", r"e-?mail quota exceeded", r"sending quota", r"too many (?:connections|concurrent|smtp sessions|sessions|"
               r"errors|messages|mails|emails|recipients from)", r"connection rate", r"frequency limit",
               r"frequen(?:cy|t) (?:connections|sending)", r"throttl", r"sending rate", r"maximum connection",
-              r"connection limit", r"(?:daily|hourly) (?:relay |sending |message )?(?:quota|limit)",
+              r"connection limit", r"(?:daily|hourly)(?: [\w-]+){0,3} (?:quota|limit)",
+              r"too many recipients (?:this|per|an?|in the last) (?:hour|day|minute)",
               r"exceeded the max(?:imum)? (?:e-?mails|messages) per", r"sending too (?:fast|much|many)",
               r"(?:max|maximum) (?:number of )?(?:messages|emails|mails) (?:per|exceeded)",
               r"trop de connexions", r"try again (?:in|after) \d+ (?:minutes|seconds)", r"\bRP[:-]")),
@@ -84,23 +97,32 @@ PHRASES: tuple[tuple[str, tuple[str, ...]], ...] = (
             r"recipient (?:rejected|refused)(?::| -) (?:user|mailbox|invalid)", r"user reject",
             r"nessun utente|no existe (?:dicha persona|ese usuario)", r"not a registered gateway user",
             r"requested action not taken: (?:no such user|mailbox unavailable)", r"\bmailbox not present",
-            r"\bunknown local part", r"no mail ?box available", r"user doesn't exist", r"rcpt (?:to )?rejected")),
+            r"\bunknown local part", r"(?:address|recipient|user) is (?:marked|flagged) as invalid", r"no mail ?box available", r"user doesn't exist", r"rcpt (?:to )?rejected")),
     ("nodomain", (r"host (?:or domain name )?(?:not found|unknown)", r"(?:unknown|no such|invalid) (?:host|domain)(?: name)?"
-                  r"(?! of sender)", r"domain (?:does not|doesn't|must) exist", r"name or service not known",
+                  r"(?! of sender)", r"domain (?:\S+ )?(?:does not|doesn't|must) exist", r"name or service not known",
                   r"unrout(?:e)?able (?:recipient )?(?:address|domain)(?! sender)", r"\bnxdomain\b",
                   r"domain (?:is not|isn't) reachable", r"doesn't receive email according to")),
-    ("syntax", (r"(?:bad|invalid|illegal) (?:recipient |destination )?(?:mailbox |e-?mail )?address syntax",
+    ("dns", (r"\bdns (?:query|lookup|resolution) (?:failed|failure|error)",)),
+    ("nullmx", (r"(?:host|domain) does not accept mail",)),
+    ("syntax", (r"need (?:a )?fully-?qualified (?:e-?mail )?address", r"(?:bad|invalid|illegal) (?:recipient |destination )?(?:mailbox |e-?mail )?address syntax",
                 r"syntax error in (?:recipient|rcpt|parameters scanning \"to\")", r"malformed (?:recipient |e-?mail )?address",
                 r"address (?:is )?malformed", r"recipient address syntax")),
     ("content", (r"not rfc ?5322 compliant", r"rfc ?(?:2822|5322|822)", r"header(?:s)? (?:error|too large|"
                  r"are not accepted|not accepted)", r"improper(?:ly formatted)?", r"8-?bit data", r"media error",
                  r"data format error", r"multiple (?:addresses in from|subject)", r"message header",
                  r"malformed (?:message|header|mime)")),
+    ("blocked", (r"(?:refused|rejected|blocked) (?:due to|by) (?:the )?recipient(?:'s)? (?:preferences|settings|filters?|rules?)",
+                 r"doesn't want your mail",
+                 r"(?:client host|source ip|ip address|sending ip|sending mta|access to this mail system|connections?)"
+                 r"\b[^.;]{0,60}\b(?:blocked|bloquee|banned|refused|rejected) (?:for|due to|because)",
+                 r"\bip=\S+ - \S*(?:bad|poor|no) reputation", r"spam abuse detected from ip",
+                 r"\bspam blocked see\b")),
     ("spam", (r"\bspam\b", r"\bjunk ?mail", r"unsolicited", r"\bbulk mail", r"\bvirus\b", r"\bmalware\b",
               r"\bphish", r"content (?:rejected|denied|filter|blocked|was rejected)", r"message content rejected",
               r"blacklisted (?:url|link|domain in message)", r"\buribl\b|\bsurbl\b", r"illegal attachment",
               r"(?:prohibited|suspicious|dangerous|unsafe) (?:content|attachment|link|url)",
-              r"\bsuspicious\b", r"inappropriate (?:words|content)", r"\[(?:CS|HM)0\d\]",
+              r"\bsuspicious\b", r"inappropriate (?:words|content)", r"\[(?:CS|HM)0\d\]", r"\binfected\b", r"\bbanned (?:content|attachment|file)", r"\bBANNED:",
+              r"attachments? (?:are |is )?not allowed",
               r"rejected due to (?:security|local|content) polic", r"potential (?:security issue|threat)", r"low reputation of the sending",
               r"poor (?:email )?reputation", r"bad reputation", r"user complaints", r"not accepted for policy reasons",
               r"policy violation detected", r"message (?:was )?(?:rejected|blocked|refused) (?:by|due to) (?:the )?"
@@ -137,6 +159,7 @@ PHRASES: tuple[tuple[str, tuple[str, ...]], ...] = (
                   r"start afresh", r"valid rcpt command must precede", r"protocol (?:violation|error)",
                   r"command (?:parameter )?not (?:implemented|recognized)", r"syntax error", r"out of sequence",
                   r"does not support tls", r"\btls\b (?:required|is required)")),
+    ("perm", (r"\bpolicy (?:error|restrictions?)\b", r"delivery (?:restricted|failure) by policy")),
 )
 
 

@@ -42,6 +42,7 @@ REASONS: dict[str, Reason] = {
     "nullmx": Reason("null MX", "MX 解析查询失败", (2, "SmtpNxBox", True), _T),
     "nodomain": Reason("recipient domain does not exist", "MX 解析查询失败", (4, "SysOutDnsResolveFail", True),
                        (4, "SysOutDnsResolveFail")),
+    "dns": Reason("DNS lookup failed", "MX 解析查询失败", (4, "SysOutDnsResolveFail", False), (4, "SysOutDnsResolveFail")),
     "full": Reason("mailbox full", "邮箱空间满", (4, "SmtpRcptFreq", False), (4, "SmtpRcptFreq")),
     "rcptfreq": Reason("recipient temporarily restricted", "接收地址被限制", (4, "SmtpRcptFreq", False),
                        (4, "SmtpRcptFreq")),
@@ -93,6 +94,17 @@ def judge(code: int, enhanced: str | None, text: str) -> Verdict:
     if found:
         return Verdict(found, None, "phrase")
     return Verdict(None, None, "fallback")
+
+
+def said(enhanced: str | None, text: str) -> str | None:
+    """The reason the reply's own words give (decisive or receiver phrases), ignoring its enhanced code;
+    None when the words say nothing or only DirectMail's own texts match."""
+    if enhanced:
+        text = re.sub(rf"(?:\b\d{{3}}[- ])?(?<![\d.]){re.escape(enhanced)}(?![\d.])", " ", text)
+    found = _phrases.decisive(text)
+    if found in DIRECTMAIL_ROWS:
+        return None
+    return found or _phrases.reason(text)
 
 
 def fields(reason: str, code: int) -> tuple[int, str, bool, bool]:

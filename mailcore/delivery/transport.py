@@ -5,6 +5,13 @@ MX, NXDOMAIN and SERVFAIL as the guide's DNS failures (423/524/526); aiosmtplib 
 opportunistic STARTTLS; the next MX when a connection fails (427 when none answers); one
 connection reused for every message to the destination. The resolver's servers and port and
 the SMTP port are settings, so tests point everything at loopback.
+
+Failures stay with their recipient (issue 11): an address that cannot go on the wire (a DNS
+label over 63 octets, ...) is bounced 553 5.1.3 before any lookup; the domain is looked up as
+IDNA A-labels; a non-ASCII local part is sent with SMTPUTF8 when the next hop offers it and
+bounced 553 5.6.7 when it does not; a message that cannot be built is deferred 451 4.3.0 with
+the reason, without opening a transaction. Anything else unforeseen is the caller's (qmgr defers
+the recipients it had not reported).
 """
 from __future__ import annotations
 
@@ -21,7 +28,10 @@ import dns.exception
 import dns.rdatatype
 import dns.resolver
 
-from mailcore.delivery.bounce import Classification, classify, classify_connect_failure, classify_dns_failure, classify_dropped
+from mailcore.delivery.address import wire_address
+from mailcore.delivery.bounce import (Classification, classify, classify_bad_address, classify_connect_failure,
+                                      classify_dns_failure, classify_dropped, classify_local_error,
+                                      classify_smtputf8_unavailable)
 
 
 @dataclass
@@ -45,6 +55,8 @@ class Item:
     envelope_from: str
     content: bytes | Callable[[], bytes]  # a callable renders it when its transaction starts
     group: object = None  # items of one group share envelope and bytes: one transaction, several RCPTs
+    wire: str | None = None  # the RCPT form (A-label domain), set by deliver()
+    utf8: bool = False  # the address needs SMTPUTF8 (a non-ASCII local part)
 
     def key(self) -> tuple:
         return (self.envelope_from, self.group if self.group is not None else self.content)
@@ -116,6 +128,8 @@ class Transport:
             raise DnsFailure("servfail") from None
         except dns.exception.Timeout:
             raise DnsFailure("timeout") from None
+        except dns.exception.DNSException:  # anything else the resolver raises: temporary, retried
+            raise DnsFailure("servfail") from None
         dest = Destination(domain)
         for name in names:
             for addr in await self._addresses(name):
@@ -150,27 +164,36 @@ class Transport:
             if report is not None:
                 await report(batch)
 
+        items, bad = _on_the_wire(items)
+        if bad:
+            await done(bad)
+        if not items:
+            return outcomes
         try:
-            dest = await self._resolve_cached(domain)
+            dest = await self._resolve_cached(items[0].wire.rpartition("@")[2])  # the A-label form
         except DnsFailure as exc:
             result = classify_dns_failure(exc.kind)
             await done([Outcome(i.recipient_id, result) for i in items])
             return outcomes
-        pending = list(items)
-        for host, addr in dest.hosts:
+        pending, hosts = list(items), list(dest.hosts)
+        while pending and hosts:
+            host, addr = hosts[0]
             relay = f"{host}[{addr}]:{self.settings.smtp_port}"
             try:
                 client = await self._connect(host, addr)
             except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError):
+                hosts.pop(0)
                 continue  # the next MX (RFC 5321 5.1)
             try:
-                await self._session(client, relay, pending, done)
-                return outcomes
+                # a dropped connection fails only the transaction in flight; the rest go on a new one
+                pending = await self._session(client, relay, pending, done)
             finally:
                 try:
                     await client.quit()
                 except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError):
                     client.close()
+        if not pending:
+            return outcomes
         result = classify_connect_failure(domain)
         await done([Outcome(i.recipient_id, result) for i in pending])
         return outcomes
@@ -186,9 +209,12 @@ class Transport:
             await client.ehlo()
         return client
 
-    async def _session(self, client: aiosmtplib.SMTP, relay: str, items: list[Item], done) -> None:
+    async def _session(self, client: aiosmtplib.SMTP, relay: str, items: list[Item], done) -> list[Item]:
         """Send each group of items sharing envelope and content as one transaction (at most
-        max_rcpts_per_transaction RCPTs each); reuse the connection."""
+        max_rcpts_per_transaction RCPTs each); reuse the connection. When the connection drops,
+        the transaction in flight is classified as dropped (retried later) and the items not
+        tried yet are returned, for a new connection: one recipient whose server hangs up on it
+        does not defer the others."""
         groups: dict[tuple, list[Item]] = {}
         for item in items:
             groups.setdefault(item.key(), []).append(item)
@@ -202,20 +228,40 @@ class Transport:
         except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPConnectError, OSError, asyncio.TimeoutError,
                 aiosmtplib.SMTPTimeoutError):
             dropped = classify_dropped()
-            await done([Outcome(i.recipient_id, dropped, relay) for g in transactions[sent:] for i in g])
+            await done([Outcome(i.recipient_id, dropped, relay) for i in transactions[sent]])
+            return [i for g in transactions[sent + 1:] for i in g]
+        return []
 
     async def _transaction(self, client: aiosmtplib.SMTP, relay: str, group: list[Item]) -> list[Outcome]:
         first = group[0]
         try:
-            await client.mail(first.envelope_from)
+            data = first.data()  # before MAIL: a message that cannot be built opens no transaction
+        except Exception as exc:  # noqa: BLE001 - contained to this group, with the reason
+            result = classify_local_error(f"message not built: {type(exc).__name__}: {exc}")
+            return [Outcome(i.recipient_id, result, relay) for i in group]
+        out: list[Outcome] = []
+        sender, sender_utf8 = wire_address(first.envelope_from) if "@" in first.envelope_from else (first.envelope_from, False)
+        utf8 = client.supports_extension("smtputf8")
+        if not utf8:  # RFC 6531 3.2: a UTF-8 address cannot be sent to a server without SMTPUTF8
+            refused = [i for i in group if sender_utf8 or i.utf8]
+            if refused:
+                result = classify_smtputf8_unavailable()
+                out += [Outcome(i.recipient_id, result, relay) for i in refused]
+                group = [i for i in group if i not in refused]
+                if not group:
+                    return out
+        needs_utf8 = utf8 and (sender_utf8 or any(i.utf8 for i in group))
+        encoding = "utf-8" if needs_utf8 else "ascii"
+        try:
+            await client.mail(sender, options=["SMTPUTF8"] if needs_utf8 else None, encoding=encoding)
         except aiosmtplib.SMTPResponseException as exc:
             result = classify(exc.code, exc.message, phase="mail")
             await _rset(client)
-            return [Outcome(i.recipient_id, result, relay) for i in group]
-        accepted, out = [], []
+            return out + [Outcome(i.recipient_id, result, relay) for i in group]
+        accepted = []
         for item in group:
             try:
-                await client.rcpt(item.rcpt)
+                await client.rcpt(item.wire or item.rcpt, encoding=encoding)
                 accepted.append(item)
             except aiosmtplib.SMTPResponseException as exc:
                 out.append(Outcome(item.recipient_id, classify(exc.code, exc.message, phase="rcpt"), relay))
@@ -223,12 +269,25 @@ class Transport:
             await _rset(client)
             return out
         try:
-            response = await client.data(first.data())
+            response = await client.data(data)
             result = classify(response.code, response.message, phase="data")
         except aiosmtplib.SMTPResponseException as exc:
             result = classify(exc.code, exc.message, phase="data")
             await _rset(client)
         return out + [Outcome(i.recipient_id, result, relay) for i in accepted]
+
+
+def _on_the_wire(items: list[Item]) -> tuple[list[Item], list[Outcome]]:
+    """(the items whose address can be sent, with their wire form set; outcomes for the rest)."""
+    ok, bad = [], []
+    for item in items:
+        try:
+            item.wire, item.utf8 = wire_address(item.rcpt)
+        except ValueError as exc:
+            bad.append(Outcome(item.recipient_id, classify_bad_address(str(exc))))
+            continue
+        ok.append(item)
+    return ok, bad
 
 
 async def _rset(client: aiosmtplib.SMTP) -> None:

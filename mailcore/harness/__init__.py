@@ -69,6 +69,7 @@ Scenario file (YAML)
 Every key is optional::
 
     tls: true                  # offer STARTTLS with a self-signed certificate made at start (default true)
+    smtputf8: true             # advertise SMTPUTF8 (RFC 6531); false refuses UTF-8 addresses (default true)
     hostname: fake-mx.test     # the greeting / EHLO name and the certificate's name
     connect: ["421 4.7.0 Try again later", "220"]   # per connection; "220" greets normally
     mail: "250"                # MAIL reply, string or per-attempt list (per envelope sender)

@@ -141,6 +141,7 @@ class Scenario:
     """Server-level behaviour plus the explicit recipient scripts of a scenario file."""
 
     tls: bool = True
+    smtputf8: bool = True  # advertise SMTPUTF8 (RFC 6531); false: a next hop that cannot take UTF-8 addresses
     hostname: str = "fake-mx.test"
     connect: tuple[str, ...] = (PROCEED,)
     mail: tuple[str, ...] = (ACCEPT,)
@@ -168,12 +169,13 @@ class Scenario:
     def from_dict(cls, doc: dict, where: str = "scenario") -> "Scenario":
         if not isinstance(doc, dict):
             raise ScenarioError(f"{where}: expected a mapping at the top level")
-        known = {"tls", "hostname", "connect", "mail", "rate_limit", "recipients"}
+        known = {"tls", "smtputf8", "hostname", "connect", "mail", "rate_limit", "recipients"}
         unknown = set(doc) - known
         if unknown:
             raise ScenarioError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}; "
                                 f"known: {', '.join(sorted(known))}")
-        sc = cls(tls=bool(doc.get("tls", True)), hostname=str(doc.get("hostname", cls.hostname)))
+        sc = cls(tls=bool(doc.get("tls", True)), smtputf8=bool(doc.get("smtputf8", True)),
+                 hostname=str(doc.get("hostname", cls.hostname)))
         if "connect" in doc:
             sc.connect = tuple(PROCEED if str(v).strip() == PROCEED else normalise_reply(v, f"{where}: connect")
                                for v in (doc["connect"] if isinstance(doc["connect"], list) else [doc["connect"]]))

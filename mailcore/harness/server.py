@@ -239,7 +239,7 @@ class FakeMX:
     def _protocol(self) -> SMTP:
         return _FakeSMTP(self, _Handler(self), hostname=self.scenario.hostname, ident="fake-mx",
                          tls_context=self._tls_context,
-                         enable_SMTPUTF8=True, decode_data=False, loop=self._loop)
+                         enable_SMTPUTF8=self.scenario.smtputf8, decode_data=False, loop=self._loop)
 
     @property
     def address(self) -> tuple[str, int]:

@@ -12,6 +12,13 @@
   maximal_backoff_time 4000s, maximal_queue_lifetime 5d): proven on the Internet, gentle on
   greylisting receivers (which usually accept a retry after 1 to 5 minutes).
 - Time is injected (`clock`), so a whole retry schedule runs in a test in milliseconds.
+- One recipient never halts the queue (issue 11): delivery classifies what it can (bad address,
+  SMTPUTF8, a message that cannot be built); anything else that escapes delivery defers the
+  recipients it had not reported yet (451 4.3.0 with the exception, logged once with the
+  traceback); a group of outcomes the store refuses is recorded one by one, so one bad row
+  cannot keep the others from their record; a pass that fails is logged at once with its
+  traceback and the loop goes on after a backoff (error_backoff_seconds doubling up to
+  error_backoff_max_seconds).
 """
 from __future__ import annotations
 
@@ -29,7 +36,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import sqlalchemy as sa
 
 from mailcore.queue import states as queue
-from mailcore.delivery.bounce import Classification
+from mailcore.delivery.bounce import Classification, classify_local_error
 from mailcore.message.dkim import Signer
 from mailcore.message.render import render
 from mailcore.delivery.transport import Item, Outcome, Transport
@@ -52,6 +59,8 @@ class QmgrSettings:
     retry_max_seconds: int = 4000
     give_up_seconds: int = 5 * 86400
     poll_seconds: float = 1.0
+    error_backoff_seconds: float = 1.0  # after a failed pass; doubles per failure in a row
+    error_backoff_max_seconds: float = 60.0
 
 
 def utcnow() -> datetime:
@@ -147,9 +156,11 @@ class Qmgr:
             by_domain[row["rcpt_domain"]].append(row)
         results: asyncio.Queue = asyncio.Queue()
         writer = asyncio.create_task(self._record_loop(results))
-        await asyncio.gather(*(self._destination(domain, rows, results) for domain, rows in by_domain.items()))
-        await results.put(None)
-        await writer
+        try:
+            await asyncio.gather(*(self._destination(domain, rows, results) for domain, rows in by_domain.items()))
+        finally:  # what was reported is recorded even when a pass fails
+            await results.put(None)
+            await writer
         return len(claimed)
 
     async def _destination(self, domain: str, rows: list[dict], results: asyncio.Queue) -> None:
@@ -157,20 +168,31 @@ class Qmgr:
         chunks = [rows[i:i + n] for i in range(0, len(rows), n)]
         sem = asyncio.Semaphore(self.settings.per_destination)
 
-        async def report(outcomes):
-            # wait until they are recorded before the connection's next transaction: what a crash
-            # can re-deliver is then at most one transaction per connection
-            recorded = asyncio.get_running_loop().create_future()
-            results.put_nowait((outcomes, recorded))
-            await recorded
-
         async def one(chunk):
+            reported: set[int] = set()
+
+            async def report(outcomes):
+                # wait until they are recorded before the connection's next transaction: what a crash
+                # can re-deliver is then at most one transaction per connection
+                reported.update(o.recipient_id for o in outcomes)
+                recorded = asyncio.get_running_loop().create_future()
+                results.put_nowait((outcomes, recorded))
+                await recorded
+
             async with sem:
-                now = self.clock()
-                items = [Item(r["id"], r["rcpt"], r["envelope_from"],
-                              r["content"] if r["content"] is not None else (lambda r=r: self._content(r, now)),
-                              group=r["message_row"] if r["content"] is not None else None) for r in chunk]
-                await self.transport.deliver(domain, items, report=report)
+                try:
+                    now = self.clock()
+                    items = [Item(r["id"], r["rcpt"], r["envelope_from"],
+                                  r["content"] if r["content"] is not None else (lambda r=r: self._content(r, now)),
+                                  group=r["message_row"] if r["content"] is not None else None) for r in chunk]
+                    await self.transport.deliver(domain, items, report=report)
+                except Exception as exc:  # contained: these recipients are deferred, the queue goes on
+                    left = [r for r in chunk if r["id"] not in reported]
+                    log.exception("delivery to %s failed for %d recipient(s) of queue id(s) %s; deferred", domain,
+                                  len(left), ",".join(sorted({str(r["message_row"]) for r in left})))
+                    result = classify_local_error(f"{type(exc).__name__}: {exc}")
+                    if left:
+                        await report([Outcome(r["id"], result) for r in left])
 
         await asyncio.gather(*(one(c) for c in chunks))
 
@@ -193,10 +215,12 @@ class Qmgr:
                     done = True
                     break
                 items.append(nxt)
+            outcomes = [o for group, _ in items for o in group]
             try:
-                await asyncio.to_thread(self.record, [o for outcomes, _ in items for o in outcomes])
-            except Exception:  # the store failed: the leases expire and these recipients are retried
-                log.exception("recording %d outcomes failed", sum(len(o) for o, _ in items))
+                await asyncio.to_thread(self.record, outcomes)
+            except Exception:  # one bad row must not keep the others from their record: one at a time
+                log.exception("recording %d outcomes failed; recording them one by one", len(outcomes))
+                await asyncio.to_thread(self._record_each, outcomes)
             for _, recorded in items:
                 if not recorded.done():
                     recorded.set_result(None)
@@ -228,6 +252,16 @@ class Qmgr:
             if events:
                 conn.execute(sa.insert(t.events), events)
 
+    def _record_each(self, outcomes: list[Outcome]) -> None:
+        """Record outcomes one transaction each; one the store still refuses is logged and left to
+        its lease (the store is down: every recipient is retried when the lease expires)."""
+        for o in outcomes:
+            try:
+                self.record([o])
+            except Exception:
+                log.exception("recipient id %s: recording its outcome failed; retried when its lease expires",
+                              o.recipient_id)
+
     def _record_one(self, conn, o: Outcome, row, now: datetime, updates: list, events: list) -> None:
         c: Classification = o.result
         attempts = row["attempts"] + 1
@@ -242,23 +276,24 @@ class Qmgr:
             new = "deferred"
         queue.check("active", new)
         final = new != "deferred"
+        text = _printable(c.err_msg)
         updates.append({"rid": o.recipient_id, "state": new, "attempts": attempts, "last_code": c.code,
-                        "last_text": c.err_msg[:2000],
+                        "last_text": text[:2000],
                         "next_attempt_at": now if final else now + backoff(attempts, self.settings),
                         "status": c.status if final else None, "failed_type": c.failed_type if final else None,
                         "done_at": now if final else None})
         log.info("queue_id=%s rcpt=%s relay=%s delay=%.1f dsn=%s status=%s (%s)", row["env_id"], row["rcpt"], o.relay,
-                 age.total_seconds(), c.enhanced or "", new, c.err_msg)
+                 age.total_seconds(), c.enhanced or "", new, text)
         if not final:
             return
         if c.invalid_address:
-            self._add_invalid(conn, row["account_id"], row["rcpt"].lower(), c.err_msg, now)
+            self._add_invalid(conn, row["account_id"], row["rcpt"].lower(), text, now)
         tz = self._zone(row["timezone"])
         fields = {"env_id": row["env_id"], "msg_id": (row["message_id"] or "").strip("<>"), "account": row["sender"],
                   "from": row["sender"], "rcpt": row["rcpt"],
                   "recv_time": f"{row['received_at'].astimezone(tz):%Y-%m-%d %H:%M:%S}",
                   "end_time": f"{now.astimezone(tz):%Y-%m-%d %H:%M:%S}", "status": c.status, "event": "deliver",
-                  "region": row["region"], "err_code": c.code, "err_msg": c.err_msg, "failed_type": c.failed_type}
+                  "region": row["region"], "err_code": c.code, "err_msg": text, "failed_type": c.failed_type}
         events.append({"account_id": row["account_id"], "recipient_id": o.recipient_id,
                        "event": "Deliver:SendSuccessfully" if c.status == 0 else "Deliver:SendFailed",
                        "sender": row["sender"], "region": row["region"], "body": event_body(fields), "created_at": now,
@@ -292,13 +327,38 @@ class Qmgr:
                                 .values(lease_until=self.clock() - timedelta(seconds=1))).rowcount
 
     async def run(self, stop: asyncio.Event) -> None:
-        recovered = await asyncio.to_thread(self.recover)
+        """Until `stop` is set. A pass that fails is logged at once with its traceback and the next
+        one starts after a backoff (doubling, capped): the loop itself never ends on an error."""
+        try:
+            recovered = await asyncio.to_thread(self.recover)
+        except Exception:
+            log.exception("recovering leases of stopped qmgr processes failed; they expire on their own")
+            recovered = 0
         if recovered:
             log.info("recovered %d recipients leased by stopped qmgr processes on this host", recovered)
+        failures = 0
         while not stop.is_set():
-            handled = await self.run_once()
-            if not handled:
-                try:
-                    await asyncio.wait_for(stop.wait(), self.settings.poll_seconds)
-                except asyncio.TimeoutError:
-                    pass
+            try:
+                handled = await self.run_once()
+                failures = 0
+            except Exception:
+                s = self.settings
+                delay = min(s.error_backoff_max_seconds, s.error_backoff_seconds * 2 ** failures)
+                failures += 1
+                log.exception("qmgr pass failed (%d in a row); next pass in %.3gs", failures, delay)
+                await self.pause(delay, stop)
+                continue
+            if not handled and not stop.is_set():
+                await self.pause(self.settings.poll_seconds, stop)
+
+    async def pause(self, seconds: float, stop: asyncio.Event) -> None:
+        """Wait `seconds`, or less when `stop` is set meanwhile."""
+        try:
+            await asyncio.wait_for(stop.wait(), seconds)
+        except asyncio.TimeoutError:
+            pass
+
+
+def _printable(text: str) -> str:
+    """A reply text as the store and the event body keep it: one line, no NUL (PostgreSQL refuses it)."""
+    return "".join(ch if ch.isprintable() else " " for ch in text)

@@ -6,6 +6,10 @@ library decides everything else. The pattern is a strict subset of what the libr
 (tests check this on generated addresses): dot-atom local part of letters, digits and
 `._%+-` without leading, trailing or doubled dots, LDH labels, an alphabetic TLD that is not a
 special-use name, and the RFC length limits.
+
+`address_error` is what ingress (SMTP RCPT/MAIL, the API's addresses) asks: `email_error`, and for
+SMTP RFC 6531's rule that an address with non-ASCII characters needs the SMTPUTF8 parameter.
+(What delivery puts on the wire, A-label domains included, is mailcore.delivery.address.)
 """
 from __future__ import annotations
 
@@ -44,3 +48,13 @@ def email_error(address: str, *, allow_special_use: bool = False) -> str | None:
     except EmailNotValidError as exc:
         return str(exc)
     return None
+
+
+def address_error(address: str, *, smtputf8: bool = True) -> str | None:
+    """None when ingress may accept `address` (SMTP RCPT and MAIL, the API's addresses), else the
+    reason. `smtputf8` False (an SMTP transaction without the SMTPUTF8 parameter) refuses any
+    non-ASCII character (RFC 6531). email-validator checks the rest: a DNS label over 63 octets,
+    an address over 254 or a local part over 64 octets, a domain that is no valid (IDNA) name."""
+    if not address.isascii() and not smtputf8:
+        return "a non-ASCII address needs the SMTPUTF8 parameter of MAIL FROM (RFC 6531)"
+    return email_error(address)

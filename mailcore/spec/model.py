@@ -10,6 +10,7 @@ import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .files import FileRefused, read_capped
 from .recipients import RecipientFile, load_recipients
 from .secrets import SecretRef, parse_ref
 from .source import SourceDoc
@@ -86,6 +87,7 @@ class TemplateSpec:
     body: str | None  # None when body_file could not be read
     body_file: Path | None
     path: tuple
+    body_error: str | None = None  # why body_file was not read (outside the config directory, too large)
 
     def content_digest(self) -> str:
         """What an approval is bound to (R20): subject, sender name and body."""
@@ -150,9 +152,10 @@ class ListenerSpec:
     kind: str  # smtp | api
     host: str
     port: int
-    tls: str
+    tls: str  # smtp: starttls | implicit | none; api, queues: implicit (HTTPS) | none
     allow_plain_auth_on_loopback: bool
     path: tuple
+    base_url: str | None = None  # api: where links in mail point (else service.base_url, else the listener)
 
 
 @dataclass
@@ -167,6 +170,8 @@ class ServiceSpec:
     delivery: dict = field(default_factory=dict)
     queue: dict = field(default_factory=dict)
     cleanup: dict = field(default_factory=dict)
+    base_url: str | None = None  # links in mail (reply-to confirmation), for API listeners without their own
+    allow_private_targets: bool = False  # notifications_allow_private_targets: webhooks on loopback/private hosts
 
 
 @dataclass
@@ -207,7 +212,8 @@ def _str(item: dict, key: str, default=None):
     return v if isinstance(v, str) else default
 
 
-def build_spec(doc: SourceDoc) -> AccountSpec:
+def build_spec(doc: SourceDoc, environ=None) -> AccountSpec:
+    """`environ` holds MAILCORE_ALLOW_OUTSIDE_CONFIG (mailcore.spec.files); default os.environ."""
     data = doc.data
     spec = AccountSpec(root=doc.root)
     account = data.get("account")
@@ -231,7 +237,7 @@ def build_spec(doc: SourceDoc) -> AccountSpec:
                 tsig = b.get("tsig") if isinstance(b.get("tsig"), dict) else {}
                 base = Path(doc.locate(("dns_backends", name)).file).parent
                 spec.dns_backends[name] = DnsBackendSpec(name, b["kind"], settings, ("dns_backends", name),
-                                                         parse_ref(tsig.get("secret"), base))
+                                                         parse_ref(tsig.get("secret"), base, doc.root))
 
     for path, d in _items(data, "domains"):
         if _str(d, "name") and _str(d, "region"):
@@ -243,7 +249,7 @@ def build_spec(doc: SourceDoc) -> AccountSpec:
     for path, s in _items(data, "senders"):
         if _str(s, "address") and s.get("type") in ("trigger", "batch"):
             base = doc.locate(path)
-            ref = parse_ref(s.get("smtp_password"), Path(base.file).parent)
+            ref = parse_ref(s.get("smtp_password"), Path(base.file).parent, doc.root)
             spec.senders.append(SenderSpec(s["address"].lower(), s["type"], _str(s, "reply_to"), ref, path))
 
     for path, t in _items(data, "tags"):
@@ -254,20 +260,23 @@ def build_spec(doc: SourceDoc) -> AccountSpec:
         if _str(lst, "name") and _str(lst, "alias_address") and _str(lst, "file"):
             file = Path(doc.locate(path).file).parent / lst["file"]
             item = RecipientListSpec(lst["name"], lst["alias_address"].lower(), _str(lst, "description", ""), file, path)
-            item.data = load_recipients(file, path)
+            item.data = load_recipients(file, path, root=doc.root, environ=environ)
             spec.recipient_lists.append(item)
 
     for path, t in _items(data, "templates"):
         if not (_str(t, "name") and _str(t, "subject")):
             continue
-        body, body_file = _str(t, "body"), None
+        body, body_file, body_error = _str(t, "body"), None, None
         if _str(t, "body_file"):
             body_file = Path(doc.locate(path).file).parent / t["body_file"]
             try:
-                body = body_file.read_text(encoding="utf-8")
+                body = read_capped(body_file, "template", doc.root, environ).decode("utf-8")
+            except FileRefused as exc:
+                body, body_error = None, str(exc)  # reported by the template-body validator
             except (OSError, UnicodeDecodeError):
-                body = None  # reported by the template-body validator
-        spec.templates.append(TemplateSpec(t["name"], t["subject"], _str(t, "nick_name", ""), body, body_file, path))
+                body = None
+        spec.templates.append(TemplateSpec(t["name"], t["subject"], _str(t, "nick_name", ""), body, body_file, path,
+                                           body_error))
 
     allow = data.get("ip_allowlist")
     if isinstance(allow, dict):
@@ -285,7 +294,7 @@ def build_spec(doc: SourceDoc) -> AccountSpec:
                 target = _str(e, "url") if e["kind"] == "http" else _str(e, "name")
                 if target:
                     base = Path(doc.locate(path).file).parent
-                    endpoints.append(EndpointSpec(e["kind"], target, parse_ref(e.get("signing_secret"), base), path + ("endpoints", i)))
+                    endpoints.append(EndpointSpec(e["kind"], target, parse_ref(e.get("signing_secret"), base, doc.root), path + ("endpoints", i)))
         senders = r.get("senders")
         spec.rules.append(RuleSpec(r["name"], r["region"], [e for e in r["events"] if isinstance(e, str)],
                                    [s.lower() for s in senders if isinstance(s, str)] if isinstance(senders, list) else None,
@@ -303,7 +312,7 @@ def build_spec(doc: SourceDoc) -> AccountSpec:
     for path, k in _items(data, "api_keys"):
         if _str(k, "id"):
             base = Path(doc.locate(path).file).parent
-            spec.api_keys.append(ApiKeySpec(k["id"], parse_ref(k.get("secret"), base), _str(k, "description", ""),
+            spec.api_keys.append(ApiKeySpec(k["id"], parse_ref(k.get("secret"), base, doc.root), _str(k, "description", ""),
                                             k.get("enabled", True) is not False, path))
     for path, q in _items(data, "queues"):
         if _str(q, "name"):
@@ -317,7 +326,7 @@ def build_spec(doc: SourceDoc) -> AccountSpec:
             if isinstance(e, dict) and e.get("kind") in ("http", "queue"):
                 target = _str(e, "url") if e["kind"] == "http" else _str(e, "name")
                 if target:
-                    subs.append(EndpointSpec(e["kind"], target, parse_ref(e.get("signing_secret"), base),
+                    subs.append(EndpointSpec(e["kind"], target, parse_ref(e.get("signing_secret"), base, doc.root),
                                              path + ("subscriptions", i)))
         spec.topics.append(TopicSpec(tp["name"], subs, path))
     svc = data.get("service")
@@ -327,15 +336,18 @@ def build_spec(doc: SourceDoc) -> AccountSpec:
 
 
 def _service(svc: dict, doc: SourceDoc) -> ServiceSpec:
-    out = ServiceSpec(hostname=_str(svc, "hostname", "localhost"))
+    out = ServiceSpec(hostname=_str(svc, "hostname", "localhost"),
+                      allow_private_targets=svc.get("notifications_allow_private_targets") is True)
     for path, item in _items(svc, "listeners"):
         path = ("service",) + path
         listen = _str(item, "listen", "")
         host, _, port = listen.rpartition(":")
         if item.get("kind") in ("smtp", "api", "queues") and _str(item, "region") and port.isdigit():
             out.listeners.append(ListenerSpec(item["region"], item["kind"], host.strip("[]"), int(port),
-                                              _str(item, "tls", "starttls"), item.get("allow_plain_auth_on_loopback") is True,
-                                              path))
+                                              _str(item, "tls", "starttls" if item["kind"] == "smtp" else "none"),
+                                              item.get("allow_plain_auth_on_loopback") is True, path,
+                                              base_url=_str(item, "base_url") or None))
+    out.base_url = _str(svc, "base_url") or None
     tls = svc.get("tls")
     if isinstance(tls, dict) and _str(tls, "cert_file") and _str(tls, "key_file"):
         base = Path(doc.locate(("service",)).file).parent

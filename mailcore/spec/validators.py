@@ -278,7 +278,8 @@ def _template_content(spec, ctx):
         if t.body is None and t.body_file is None:
             continue  # neither body nor body_file: the schema reports it
         if t.body is None:
-            yield Issue(t.path + ("body_file",), f"cannot read body file {t.body_file} as UTF-8 text", "template-body-file")
+            yield Issue(t.path + ("body_file",), t.body_error or f"cannot read body file {t.body_file} as UTF-8 text",
+                        "template-body-file")
             continue
         body_path = t.path + (("body_file",) if t.body_file else ("body",))
         size = len(t.body.encode("utf-8"))
@@ -491,3 +492,4 @@ def _api_keys(spec, ctx):
             yield Issue(k.path + ("secret",), f"AccessKey secret of '{k.id}': {why}", "secret-unresolved")
         else:
             ctx.secrets[("api_key", k.id)] = value
+

@@ -118,9 +118,14 @@ def test_the_sdk_asks_the_link_confirms_and_the_status_shows_it(api):
     assert link.startswith(api.endpoint if api.endpoint.startswith("http") else f"http://{api.endpoint}")
     assert sdk_refused(lambda: client.check_reply_to_mail_address(
         dm.CheckReplyToMailAddressRequest(mail_address_id=ids[ORDERS]))) == ("Throttling.User", 400)
-    assert httpx.get(link.replace("ticket=", "ticket=x")).status_code == 400
-    page = httpx.get(link)
-    assert page.status_code == 200 and f"now go to {SUPPORT}" in page.text
+    ticket = link.rsplit("=", 1)[1]
+    page = httpx.get(link)  # opening the link (a mail scanner does too) changes nothing: a button
+    assert page.status_code == 200 and 'method="post"' in page.text and f'value="{ticket}"' in page.text
+    assert status() == "0"
+    url = link.split("?")[0]
+    assert httpx.post(url, data={"ticket": "x" + ticket}).status_code == 400
+    done = httpx.post(url, data={"ticket": ticket})  # the button
+    assert done.status_code == 200 and f"now go to {SUPPORT}" in done.text
     assert status() == "1"
     assert sdk_refused(lambda: client.approve_reply_mail_address(
         dm.ApproveReplyMailAddressRequest(ticket=link.rsplit("=", 1)[1]))) == ("InvalidTicket", 400)
@@ -138,3 +143,42 @@ def test_the_sdk_approves_with_the_ticket(api, applied_store):
     ticket = api.submitter.submissions[0].text_body.split("ticket=", 1)[1].split()[0]
     client.approve_reply_mail_address(dm.ApproveReplyMailAddressRequest(ticket=ticket))
     assert Catalog(applied_store).sender("newsletter@news.example.com").reply_to_verified
+
+
+def test_the_link_points_at_the_configured_base_url_not_the_host_header(applied_store, example_env):
+    import uuid
+
+    from mailcore.ingress.api.app import ApiServer, create_app
+    from tests.ingress.api.test_hostile import signed
+    from tests.support.api import RecordingSubmitter
+
+    secret = example_env["DM_ACCESS_KEY_SECRET"]
+    for base_url, expected in ((None, "http://127.0.0.1:"), ("https://mail.example.com/dm/",
+                                                              "https://mail.example.com/dm/reply-to/approve?ticket=")):
+        submitter = RecordingSubmitter()
+        with ApiServer(create_app(applied_store, submitter, base_url=base_url)) as server:
+            ids = httpx.post(f"{server.url}/", data=signed(secret, "QueryMailAddressByParam", {}), trust_env=False).json()
+            sender_id = next(a["MailAddressId"] for a in ids["data"]["mailAddress"] if a["AccountName"] == ORDERS)
+            with applied_store.transaction() as conn:  # a fresh request each round
+                conn.execute(sa.delete(t.reply_to_verifications))
+            r = httpx.post(f"{server.url}/", headers={"Host": f"evil-{uuid.uuid4().hex[:6]}.example"}, trust_env=False,
+                           data=signed(secret, "CheckReplyToMailAddress", {"MailAddressId": str(sender_id)}))
+            assert r.status_code == 200, r.text
+        link = next(w for w in submitter.submissions[0].text_body.split() if w.startswith("http"))
+        assert link.startswith(expected) and "evil" not in link
+
+
+def test_check_reply_to_obeys_the_ip_allow_list(store, example_config, example_env):
+    from mailcore.ingress.api.app import ApiServer, create_app
+    from tests.support.api import Clock, RecordingSubmitter, RunningApi
+    from tests.support.helpers import apply
+
+    apply(store, example_config)  # the allow-list on; loopback is not in it
+    submitter = RecordingSubmitter()
+    with ApiServer(create_app(store, submitter)) as server:
+        client = RunningApi(server, submitter, Clock(), example_env["DM_ACCESS_KEY_SECRET"]).client()
+        ids = {a.account_name: int(a.mail_address_id) for a in
+               client.query_mail_address_by_param(dm.QueryMailAddressByParamRequest()).body.data.mail_address}
+        assert sdk_refused(lambda: client.check_reply_to_mail_address(
+            dm.CheckReplyToMailAddressRequest(mail_address_id=ids[ORDERS]))) == ("Forbidden", 403)
+    assert submitter.submissions == []

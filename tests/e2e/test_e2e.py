@@ -70,6 +70,7 @@ def test_end_to_end(tmp_path, example_env, example_config, world, receiver):
             {"region": "cn-hangzhou", "kind": "api", "listen": "127.0.0.1:0"},
             {"region": "cn-hangzhou", "kind": "queues", "listen": "127.0.0.1:0"}]
         d["service"]["limits"] = {"activation_delay_seconds": 0}
+        d["service"]["notifications_allow_private_targets"] = True  # the receiver is on loopback
         d["service"]["delivery"] = {"smtp_port": world.mx.port, "nameservers": ["127.0.0.1"], "dns_port": world.dns.port}
         d["service"]["queue"] = {"retry_min_seconds": 1, "retry_max_seconds": 1, "give_up_seconds": 6}
     edit_yaml(cfg / "service.yaml", service)
@@ -135,7 +136,8 @@ def _flow(served, mc, world, url):
     assert bodies["nxbox@dest.example"]["err_code"] == "550" and unquote(bodies["nxbox@dest.example"]["err_msg"]).startswith("550")
     assert all(v["event"] == "deliver" and v["region"] == "cn-hangzhou" for v in bodies.values())
     # ...and the queue endpoint holds the same events
-    with QueueClient(f"http://127.0.0.1:{served.port('queues')}", account="example-shop") as q:
+    with QueueClient(f"http://127.0.0.1:{served.port('queues')}", account="example-shop",
+                     access_key_id="LTAI5tExampleShop0001", access_key_secret=EXAMPLE_ENV["DM_ACCESS_KEY_SECRET"]) as q:
         seen = set()
         for _ in range(20):
             for m in q.receive("dm-deliveries", wait=1, max_messages=10):

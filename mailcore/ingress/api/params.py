@@ -13,6 +13,26 @@ from .errors import ApiError
 
 _BOOLS = {"true": True, "false": False}
 
+# parameters that become one header line of the message: a line break (or NUL) in them could add
+# headers, so they are refused with the parameter's own error (a test walks every row)
+ONE_LINE: dict[str, tuple[str, dict]] = {
+    "Subject": ("InvalidSubject.Malformed", {}),
+    "FromAlias": ("InvalidFromAlias.Malformed", {}),
+    "ReplyAddressAlias": ("InvalidParameter", {"Parameter": "ReplyAddressAlias"}),
+    "AccountName": ("InvalidParameter", {"Parameter": "AccountName"}),
+    "ReplyAddress": ("InvalidParameter", {"Parameter": "ReplyAddress"}),
+    "TagName": ("InvalidParameter", {"Parameter": "TagName"}),
+}
+_BREAKS = ("\r", "\n", "\x00")
+
+
+def one_line(name: str, value: str | None) -> str | None:
+    """`value`, refused with `name`'s ONE_LINE error when it holds a line break or NUL."""
+    if value is not None and name in ONE_LINE and any(c in value for c in _BREAKS):
+        code, fields = ONE_LINE[name]
+        raise ApiError(code, "It must be one line: no CR, LF or NUL.", **fields)
+    return value
+
 
 class Params:
     def __init__(self, values: Mapping[str, str]):
@@ -27,7 +47,9 @@ class Params:
             if required:
                 raise ApiError.missing(name)
             return default
-        return value
+        if "\x00" in value:  # never meaningful, and PostgreSQL text cannot hold it
+            raise ApiError.invalid(name, "It must not contain NUL characters.")
+        return one_line(name, value)
 
     def int(self, name: str, default: int | None = None, *, required: bool = False, lo: int | None = None,
             hi: int | None = None) -> int | None:

@@ -10,12 +10,46 @@ from typing import Any
 
 from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Envelope, Session, syntax
 
-from mailcore.account.catalog import SenderView
+from mailcore.account.catalog import SenderView, normalize_ip
 
 from .parsing import _SIMPLE_PATH, MAIL_DSN, RCPT_DSN, take_dsn_params
 from .replies import refusal, reply, translate
 
 log = logging.getLogger("mailcore.smtpd")
+
+# an idle TLS connection keeps a read buffer of this size; asyncio's default (256 KiB per
+# connection, sslproto.SSLProtocol.max_size) made 3,000 idle clients cost some 800 MB.
+# 16 KiB is one TLS record's plaintext.
+TLS_READ_BUFFER = 16 * 1024 + 256
+
+# aiosmtpd ("mail.log") logs every command, the envelope and the connection at INFO, and AUTH
+# exchanges at DEBUG. Its records go out only when mailcore.smtpd logs at DEBUG, as DEBUG, and
+# never with the AUTH data (the base64 user name and password, the AuthResult).
+_AIOSMTPD_SECRET_FUNCS = {"challenge_auth", "_auth_interact", "smtp_AUTH", "auth_PLAIN", "auth_LOGIN"}
+
+
+class _AiosmtpdLogFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.WARNING:
+            record.args = _redact(record) if record.funcName in _AIOSMTPD_SECRET_FUNCS else record.args
+            return True
+        if not log.isEnabledFor(logging.DEBUG):
+            return False
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        if record.funcName in _AIOSMTPD_SECRET_FUNCS:
+            record.args = _redact(record)
+        return True
+
+
+def _redact(record: logging.LogRecord):
+    """The peer stays (the first argument); the rest is AUTH data."""
+    args = record.args if isinstance(record.args, tuple) else ()
+    return tuple(a if i == 0 and isinstance(a, tuple) else "********" for i, a in enumerate(args))
+
+
+_aiosmtpd_log = logging.getLogger("mail.log")
+if not any(isinstance(f, _AiosmtpdLogFilter) for f in _aiosmtpd_log.filters):
+    _aiosmtpd_log.addFilter(_AiosmtpdLogFilter())
 
 
 class SubmissionSession(Session):
@@ -52,10 +86,14 @@ class SubmissionSMTP(SMTP):
         self.handler = handler
         self.implicit_tls = implicit_tls
         self.greeted = False
+        self._client_ip = ""
+        self._admitted = False  # counted in the handler's ConnectionLimits
+        self._in_data = False
         self._continued: list[str] = []  # lines of a multi-line reply, written with its last line
         self.idle = asyncio.Event()
         self.idle.set()
         self._pending_dsn: dict[str, str] = {}
+        kwargs.setdefault("enable_SMTPUTF8", True)  # advertised by handle_EHLO; RFC 6531 checks in handler
         super().__init__(handler, auth_require_tls=True, **kwargs)
         # aiosmtpd's own TLS rule for AUTH knows only STARTTLS; smtp_AUTH below applies ours
         # (implicit TLS, loopback). Passing False above would make aiosmtpd warn on every connection.
@@ -83,8 +121,8 @@ class SubmissionSMTP(SMTP):
 
     @property
     def client_ip(self) -> str:
-        peer = self.session.peer if self.session else None
-        return peer[0] if isinstance(peer, tuple) else str(peer or "")
+        """The client's address, IPv4-mapped IPv6 (::ffff:a.b.c.d) given as IPv4."""
+        return self._client_ip
 
     @property
     def auth_allowed(self) -> bool:
@@ -100,16 +138,38 @@ class SubmissionSMTP(SMTP):
     # -- connection bookkeeping (for a clean stop)
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         first = self.transport is None
+        _shrink_tls_buffer(transport)
+        if first:
+            peer = transport.get_extra_info("peername")
+            self._client_ip = normalize_ip(peer[0] if isinstance(peer, tuple) else str(peer or ""))
+            refused = self.handler.limits.admit(self._client_ip)
+            if refused:  # over a cap: one 421 line, and no session at all
+                log.warning("client=%s: refused: %s (%d open)", self._client_ip, refused, self.handler.limits.total)
+                transport.write(reply(refused).encode() + b"\r\n")
+                transport.close()
+                return
+            self._admitted = True
         super().connection_made(transport)
         if first:
             self.handler.server_sessions.add(self)
 
     def connection_lost(self, error: Exception | None) -> None:
+        if not self._admitted:
+            return  # refused in connection_made: aiosmtpd never saw this connection
+        self._admitted = False
+        self.handler.limits.release(self._client_ip)
         self.handler.server_sessions.discard(self)
         self.idle.set()
         super().connection_lost(error)
 
+    def data_received(self, data: bytes) -> None:
+        if self._in_data:  # inside DATA the idle timer restarts with every chunk
+            self._reset_timeout(self.handler.settings.data_timeout_seconds)
+        super().data_received(data)
+
     def eof_received(self) -> bool | None:
+        if not self._admitted:
+            return False
         result = super().eof_received()
         return False if self.implicit_tls else result  # True has no effect on a TLS transport
 
@@ -186,6 +246,12 @@ class SubmissionSMTP(SMTP):
             return None
 
     async def _verify(self, login: bytes, password: bytes) -> AuthResult:
+        guard = self.handler.auth_guard
+        name = login.decode("utf-8", "replace")
+        if guard.locked(self.client_ip, name):  # no password check at all: 454 until the score decays
+            log.warning("client=%s: AUTH refused: too many failed attempts", self.client_ip)
+            log.debug("client=%s sasl_username=%r: AUTH refused: too many failed attempts", self.client_ip, name[:254])
+            return AuthResult(success=False, handled=False, message=reply("auth-throttled"))
         try:
             user, secret = login.decode("utf-8"), password.decode("utf-8")
         except UnicodeDecodeError:
@@ -198,10 +264,16 @@ class SubmissionSMTP(SMTP):
                 if view is not None:
                     self.handler.lookups.remember_sender(view)  # a fresh read seeds MAIL FROM's cache
         if view is None:
-            log.warning("client=%s sasl_method=AUTH sasl_username=%s: authentication failed",
-                        self.client_ip, login.decode("utf-8", "replace")[:254])
+            delay = guard.failed(self.client_ip, name)
+            # the user name only at DEBUG: a password typed into the user field must not reach INFO logs
+            log.warning("client=%s: authentication failed (next answer in %.1fs)", self.client_ip, delay)
+            log.debug("client=%s sasl_username=%r: authentication failed", self.client_ip, name[:254])
+            if delay:
+                await guard.sleep(delay)
             return AuthResult(success=False, handled=False, message=refusal("auth-failed"))
-        log.info("client=%s sasl_username=%s: authenticated", self.client_ip, view.address)
+        guard.succeeded(self.client_ip, name)
+        log.info("client=%s: authenticated", self.client_ip)
+        log.debug("client=%s sasl_username=%s: authenticated", self.client_ip, view.address)
         return AuthResult(success=True, auth_data=view, message=reply("auth-ok"))
 
     def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
@@ -228,12 +300,16 @@ class SubmissionSMTP(SMTP):
         if arg:
             return await self.push("501 Syntax: DATA")
         await self.push("354 End data with <CR><LF>.<CR><LF>")
+        self._in_data = True
+        self._reset_timeout(self.handler.settings.data_timeout_seconds)
         try:
             data, problem = await self._read_data(reader)
         except asyncio.CancelledError:
-            log.info("Connection lost during DATA")
+            log.info("client=%s: connection lost during DATA", self.client_ip)
             self._writer.close()
             raise
+        finally:
+            self._in_data = False
         if problem:
             self._set_post_data_state()
             return await self.push(problem)
@@ -307,3 +383,14 @@ class SubmissionSMTP(SMTP):
     def take_pending_dsn(self) -> dict[str, str]:
         found, self._pending_dsn = self._pending_dsn, {}
         return found
+
+
+def _shrink_tls_buffer(transport: asyncio.BaseTransport) -> None:
+    """Give a TLS transport's protocol a read buffer of TLS_READ_BUFFER instead of asyncio's 256 KiB.
+    Called once the handshake is done (connection_made), between reads, so no read is using it."""
+    ssl_protocol = getattr(transport, "_ssl_protocol", None)
+    if ssl_protocol is None or getattr(ssl_protocol, "max_size", 0) <= TLS_READ_BUFFER:
+        return
+    ssl_protocol.max_size = TLS_READ_BUFFER  # an instance attribute: get_buffer() and read() honour it
+    ssl_protocol._ssl_buffer = bytearray(TLS_READ_BUFFER)
+    ssl_protocol._ssl_buffer_view = memoryview(ssl_protocol._ssl_buffer)

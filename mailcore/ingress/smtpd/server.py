@@ -38,6 +38,7 @@ from mailcore.cleanup.submission import Submitter
 
 from . import tls
 from .handler import Clock, InvalidAddressHook, SubmissionHandler, utcnow
+from .limits import AuthGuard, ConnectionLimits
 from .protocol import SubmissionSMTP
 from .settings import SmtpConfigError, SmtpSettings
 
@@ -49,10 +50,14 @@ class SmtpServer:
 
     def __init__(self, settings: SmtpSettings, *, catalog: Catalog, submitter: Submitter,
                  invalid_address: InvalidAddressHook | None = None, clock: Clock = utcnow,
-                 tls_context: ssl.SSLContext | None = None):
+                 tls_context: ssl.SSLContext | None = None, limits: ConnectionLimits | None = None,
+                 auth_guard: AuthGuard | None = None):
+        """`limits` and `auth_guard`: pass the same objects to every listener of a process so the
+        connection caps and the AUTH backoff hold across them (default: this listener's own)."""
         settings.check()
         self.settings = settings
-        self.handler = SubmissionHandler(settings, catalog, submitter, invalid_address=invalid_address, clock=clock)
+        self.handler = SubmissionHandler(settings, catalog, submitter, invalid_address=invalid_address, clock=clock,
+                                         limits=limits, auth_guard=auth_guard)
         self.tls_context = tls_context
         self._server: asyncio.Server | None = None
 

@@ -27,7 +27,10 @@ class SmtpSettings:
     max_message_bytes: int = 15 * 1024 * 1024  # R32: 557 beyond this; advertised as SIZE
     activation_delay_seconds: int = 600  # R15: a new sender may send 10 minutes after creation
     allow_plain_auth_on_loopback: bool = False  # AUTH without TLS, from 127.0.0.0/8 and ::1 only
-    timeout_seconds: float = 300
+    timeout_seconds: float = 300  # idle between commands (RFC 5321 4.5.3.2: at least 5 minutes)
+    data_timeout_seconds: float = 180  # idle inside DATA: no bytes for this long (RFC 5321: 3 minutes)
+    max_connections: int = 1000  # open connections of the process (shared by its SMTP listeners)
+    max_connections_per_ip: int = 50  # open connections from one client address
     max_auth_attempts: int = 5  # AUTH commands per connection before 421
     shutdown_grace_seconds: float = 30  # stop() waits this long for submissions in flight
     lookup_cache_seconds: float = 1.0  # reuse a sender's store lookups this long (0: look up every time)
@@ -58,6 +61,12 @@ class SmtpSettings:
             raise SmtpConfigError("smtp cert_file and key_file go together: set both or neither")
         if not 1 <= self.max_rcpts:
             raise SmtpConfigError(f"smtp max_rcpts {self.max_rcpts}: must be at least 1")
+        for name in ("timeout_seconds", "data_timeout_seconds"):
+            if not getattr(self, name) > 0:
+                raise SmtpConfigError(f"smtp {name} {getattr(self, name)}: must be more than 0")
+        if not 1 <= self.max_connections_per_ip <= self.max_connections:
+            raise SmtpConfigError(f"smtp max_connections_per_ip {self.max_connections_per_ip}: must be 1.."
+                                  f"max_connections ({self.max_connections})")
         if self.lookup_cache_seconds < 0:
             raise SmtpConfigError(f"smtp lookup_cache_seconds {self.lookup_cache_seconds}: must not be negative")
         if self.max_message_bytes < 1024:
