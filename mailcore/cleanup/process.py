@@ -106,6 +106,8 @@ class _Channel(asyncio.Protocol):
 class CleanupProcess:
     """A Submitter whose cleanup runs in a child process (see the module docstring)."""
 
+    claims_nonces = True  # as Cleanup: a submission's `replay` nonce is claimed with its message
+
     def __init__(self, store_url: str, *, box=None, settings=None, start_timeout: float = 60.0):
         from mailcore.cleanup.writer import CleanupSettings
         self.config = ChildConfig(store_url, box, settings or CleanupSettings())

@@ -61,6 +61,19 @@ REFUSALS: dict[str, Refusal] = {
     "tag-unknown": Refusal("550 5.7.1 Tag not found", "InvalidTag.NotFound", 404, "The specified tag does not exist.", "R16"),
     "tracking-unavailable": Refusal("550 5.7.1 Tracking needs a CNAME-verified domain", "InvalidParameter", 400,
                                     "Specified parameter ClickTrace is not valid.", "R9, R29"),
+    # the sending identity (issue 11): the author is the authenticated sender, as DirectMail requires
+    "from-mismatch": Refusal("550 5.7.1 From header does not match the authenticated user", "Forbidden", 403,
+                             "The user is not authorized to operate on the specified resource.", "R31"),
+    "from-malformed": Refusal("550 5.7.1 From header must be one mailbox, the authenticated user", "Forbidden", 403,
+                              "The user is not authorized to operate on the specified resource.", "R31"),
+    # replays and retries (issue 11): an API request's nonce is claimed with its message; a retry key
+    # (ClientToken) reused for a different request is refused rather than answered with another EnvId
+    "replayed": Refusal("554 5.7.1 Request already received", "SignatureNonceUsed", 400,
+                        "Specified signature nonce was used already.", "R30"),
+    "idempotency-mismatch": Refusal("554 5.7.1 Retry key already used for a different message",
+                                    "IdempotentParameterMismatch", 400,
+                                    "The request uses the same client token as a previous, but non-identical request.",
+                                    "R30"),
 }
 
 
@@ -104,6 +117,8 @@ class Submission:
     headers: dict = field(default_factory=dict)
     template: str | None = None  # batch: approved template name
     receivers_list: str | None = None  # batch: recipient list name
+    client_token: str | None = None  # API ClientToken: a retry with it gets the first EnvId back
+    replay: tuple[str, str, float] | None = None  # API: (AccessKeyId, nonce digest, expiry epoch), claimed with the message
 
 
 @dataclass

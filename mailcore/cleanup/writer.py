@@ -31,10 +31,11 @@ from typing import Callable
 import sqlalchemy as sa
 
 from mailcore.account.catalog import SENDABLE_DOMAIN_STATUSES, Catalog, SenderView
-from mailcore.cleanup import quota
+from mailcore.cleanup import idempotency, quota
+from mailcore.cleanup.identity import author_refusal
 from mailcore.cleanup.submission import Submission, SubmitRefused, SubmitResult
 from mailcore.message.dkim import Signer
-from mailcore.message.render import TRACE_FIELD, header_values, render_text
+from mailcore.message.render import TRACE_FIELD, header_fields, render_parts
 from mailcore.queue import states as queue
 from mailcore.store import Store
 from mailcore.store import tables as t
@@ -77,6 +78,7 @@ class _Prepared:
     quota: tuple[int, int]
     message: dict
     recipients: list[dict]
+    retry: tuple[str, str | None] | None = None  # (retry key, request fingerprint): see idempotency
 
 
 @dataclass
@@ -95,6 +97,8 @@ class _Work:
 
 
 class Cleanup:
+    claims_nonces = True  # a submission's `replay` nonce is claimed with its message (idempotency)
+
     def __init__(self, store: Store, *, box: SecretBox | None = None, clock: Callable[[], datetime] = utcnow,
                  settings: CleanupSettings | None = None):
         self.store = store
@@ -107,6 +111,7 @@ class Cleanup:
         self._inbox: _queue.SimpleQueue[_Work | None] = _queue.SimpleQueue()
         self._writer: threading.Thread | None = None  # started by the first submit
         self._writer_lock = threading.Lock()
+        self.claims = idempotency.Claims()
 
     def _to_writer(self, work: _Work) -> None:
         if self._writer is None:
@@ -183,6 +188,7 @@ class Cleanup:
 
     def prepare(self, sub: Submission) -> _Prepared:
         now = self.clock()
+        retry = idempotency.api_key(sub)  # the request as the client sent it, before a template fills it in
         ctx = self._sender_context(sub.sender)
         if ctx is None or ctx[0].account != sub.account:
             raise SubmitRefused("sender-unknown", sub.sender)
@@ -220,7 +226,8 @@ class Cleanup:
         recipients = [{"rcpt": r.address.lower() if sub.source != "smtp" else r.address,
                        "variables": {**r.variables, "EAddr": r.address} if sub.template is not None else None}
                       for r in sub.recipients]
-        return _Prepared(sender, acct[0], acct[1], (acct[2], acct[3]), message, recipients)
+        retry = message.pop("retry", None) or retry
+        return _Prepared(sender, acct[0], acct[1], (acct[2], acct[3]), message, recipients, retry)
 
     def _expand_batch(self, sub: Submission, sender: SenderView) -> None:
         """A batch names an approved template and (unless it lists its recipients) a recipient list."""
@@ -278,9 +285,14 @@ class Cleanup:
         head, sep, body = sub.raw_message.partition(b"\r\n\r\n")
         if not sep:
             head, sep, body = sub.raw_message.partition(b"\n\n")
-        headers = header_values(head)
+        fields = header_fields(head)
+        headers = {name: values[0] for name, values in fields.items()}
+        wrong_author = author_refusal(fields.get("from"), sender.address)
+        if wrong_author:  # never sign another author's message with our domain's key
+            raise SubmitRefused(*wrong_author)
         extra = b""
         message_id = headers.get("message-id")
+        retry = idempotency.smtp_key(sub, message_id)
         if not message_id:
             message_id = make_msgid(domain=sender.domain)
             extra += f"Message-ID: {message_id}\r\n".encode()
@@ -290,14 +302,17 @@ class Cleanup:
             head = TRACE_FIELD.sub(b"", head + b"\r\n").rstrip(b"\r\n")
         content = extra + head + b"\r\n\r\n" + body
         return {"message_id": message_id, "subject": headers.get("subject"),
-                "content": self.signer.sign(sender.domain, content)}
+                "content": self.signer.sign(sender.domain, content), "retry": retry}
 
     def _batch_content(self, sub: Submission, sender: SenderView) -> dict:
         template = {"subject": sub.subject or "", "html": sub.html_body or "", "text": sub.text_body,
                     "from_alias": sub.from_alias, "reply_to": sender.reply_to if sub.reply_to_sender and sender.reply_to_verified else None,
                     "headers": sub.headers}
-        sample = render_text(template["subject"] + "\n" + template["html"], sub.recipients[0].variables)
-        self._check_content(sample.encode())
+        # every recipient's rendered message is checked, not only the first one's (issue 11): a
+        # value can carry what the template alone does not
+        for r in sub.recipients:
+            subject, html, text = render_parts(template, r.variables)
+            self._check_content("\n".join((subject, html, text or "")).encode("utf-8", "surrogateescape"))
         return {"message_id": make_msgid(domain=sender.domain), "subject": sub.subject, "content": None,
                 "template": template}
 
@@ -345,9 +360,11 @@ class Cleanup:
         now = self.clock()
         try:
             with self.store.transaction(immediate=True) as conn:
-                live = self._screen_invalid(conn, batch)
+                live, taken = self.claims.take(conn, batch, now)  # replays refused, retries answered
+                live = self._screen_invalid(conn, live)
                 live = self._charge(conn, live, now)
                 self._insert(conn, live, now)
+                taken.settle(conn)
         except Exception as exc:  # the commit failed: nothing in this batch was acknowledged
             for w in batch:
                 w.result, w.error = None, exc

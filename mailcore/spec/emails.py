@@ -54,7 +54,10 @@ def address_error(address: str, *, smtputf8: bool = True) -> str | None:
     """None when ingress may accept `address` (SMTP RCPT and MAIL, the API's addresses), else the
     reason. `smtputf8` False (an SMTP transaction without the SMTPUTF8 parameter) refuses any
     non-ASCII character (RFC 6531). email-validator checks the rest: a DNS label over 63 octets,
-    an address over 254 or a local part over 64 octets, a domain that is no valid (IDNA) name."""
+    an address over 254 or a local part over 64 octets, a domain that is no valid (IDNA) name.
+    The `.test` names (RFC 6761, reserved for testing) are accepted, so a test suite can send to
+    the fake MX through its own DNS; the other special-use names (`.local`, `.localhost`,
+    `.invalid`, `.onion`, `.arpa`) are refused: no mail can reach them."""
     if not address.isascii() and not smtputf8:
         return "a non-ASCII address needs the SMTPUTF8 parameter of MAIL FROM (RFC 6531)"
-    return email_error(address)
+    return email_error(address, allow_special_use=True)

@@ -396,3 +396,26 @@ notify_subscriptions = sa.Table(
 # The notifier's claim, `WHERE routed_at IS NULL ORDER BY id`, reads this index instead of
 # scanning every event ever written.
 sa.Index("ix_events_unrouted", events.c.routed_at, events.c.id)
+
+# --- replay and retry protection (issue 11): owned by ingress.api.nonces and cleanup.idempotency ---
+
+# A signed API request's nonce, per AccessKey, until its timestamp leaves the window: every
+# listener and every restart refuses the same nonce (the primary key decides a concurrent race).
+api_nonces = sa.Table(
+    "api_nonces", metadata,
+    sa.Column("access_key_id", sa.String(64), primary_key=True),
+    sa.Column("nonce", sa.String(64), primary_key=True),  # SHA-256 hex of the client's nonce (any length)
+    sa.Column("expires_at", TS, nullable=False, index=True),
+)
+
+# A send's retry key -> the EnvId it got, written in the transaction that queued the message, so a
+# retry (API ClientToken; SMTP sender + Message-ID + recipients) gets the first EnvId back.
+idempotency_keys = sa.Table(
+    "idempotency_keys", metadata,
+    sa.Column("account_id", sa.Integer, sa.ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("key", sa.String(64), primary_key=True),  # SHA-256 hex of the scope and the key material
+    sa.Column("fingerprint", sa.String(64)),  # API: SHA-256 of the request, to refuse a token reused for another
+    sa.Column("env_id", sa.String(32)),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("expires_at", TS, nullable=False, index=True),
+)

@@ -184,3 +184,26 @@ def test_a_child_whose_parent_was_killed_commits_nothing_more(ready_store, tmp_p
         time.sleep(0.05)
     assert _gone(child)
     assert [r["rcpt"] for r in rows(ready_store, t.queue_recipients)] == ["answered@example.com"]
+
+
+def test_a_retry_reaching_a_new_child_gets_the_first_env_id(ready_store):
+    """Retry keys and replayed nonces are decided by the store, not by the child's memory."""
+    async def go():
+        p = _process(ready_store)
+        try:
+            first = await p.submit(api(client_token="order-42"))
+            replay = ("AK1", "ab" * 32, time.time() + 900)
+            await p.submit(api(to=("n@example.com",), replay=replay))
+            p._proc.kill()  # the child goes; the next submission starts another
+            p._proc.wait()
+            await asyncio.sleep(0.1)
+            again = await p.submit(api(client_token="order-42"))
+            replayed = await asyncio.gather(p.submit(api(to=("n@example.com",), replay=replay)), return_exceptions=True)
+            return first, again, replayed[0]
+        finally:
+            await p.aclose()
+
+    first, again, replayed = asyncio.run(go())
+    assert again.env_id == first.env_id
+    assert isinstance(replayed, SubmitRefused) and replayed.reason == "replayed"
+    assert len(rows(ready_store, t.queue_messages)) == 2

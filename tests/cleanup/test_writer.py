@@ -99,7 +99,23 @@ REFUSAL_CASES = {
                                         receivers_list="vip-customers"))[1],
     "list-unknown": lambda s: api(sender="newsletter@news.example.com", source="batch", template="vip-offer",
                                   receivers_list="nope", recipients=[]),
+    "from-mismatch": lambda s: smtp(b"From: Security <security@mail.example.com>\r\nSubject: hi\r\n\r\nbody\r\n"),
+    "from-malformed": lambda s: smtp(b"Subject: no author\r\n\r\nbody\r\n"),
+    "replayed": lambda s: _twice(api(replay=("AK1", "d" * 64, 4e9))),
+    "idempotency-mismatch": lambda s: (_filled["cleanup"].submit_sync(api(client_token="t-1")),
+                                       api(client_token="t-1", subject="Another order"))[1],
 }
+
+
+def smtp(raw: bytes, sender="orders@mail.example.com") -> Submission:
+    return Submission(ACCOUNT, sender, [Recipient("a@example.com")], "smtp", raw_message=raw)
+
+
+def _twice(sub: Submission) -> Submission:
+    """Submit a copy of `sub` first; `sub` itself is then the repeat."""
+    from copy import deepcopy
+    _filled["cleanup"].submit_sync(deepcopy(sub))
+    return sub
 
 
 def _invalid(store, address):

@@ -150,3 +150,12 @@ def test_special_use_domains_rejected_unless_allowed():
     assert email_error("a@example.test") is not None
     assert email_error("a@example.test", allow_special_use=True) is None
     assert email_error("a@x.local") is not None
+
+
+@pytest.mark.parametrize("address, accepted", [
+    ("rcpt@dest.test", True), ("rcpt@sub.example.test", True),  # RFC 6761 testing names: the fake MX's world
+    ("rcpt@x.local", False), ("rcpt@sub.localhost", False), ("rcpt@example.invalid", False), ("rcpt@x.onion", False),
+])
+def test_ingress_accepts_test_names_but_no_other_special_use_domain(address, accepted):
+    from mailcore.spec.emails import address_error
+    assert (address_error(address) is None) is accepted

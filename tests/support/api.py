@@ -106,3 +106,22 @@ def api(applied_store, example_env):
     running = run_api(applied_store, example_env["DM_ACCESS_KEY_SECRET"])
     yield running
     running.server.stop()
+
+
+@pytest.fixture
+def cleanup_api(ready_store, example_env):
+    """The API in front of the real cleanup, on the example account ready to send."""
+    import sqlalchemy as sa
+
+    from mailcore.cleanup.writer import Cleanup
+    from mailcore.store import tables as t
+    from mailcore.store.crypto import SecretBox
+
+    with ready_store.transaction() as conn:  # loopback clients: the example allow-list excludes them
+        conn.execute(sa.update(t.accounts).values(allowlist_enabled=False))
+    cleanup = Cleanup(ready_store, box=SecretBox.from_env())
+    clock = Clock()
+    server = ApiServer(create_app(ready_store, cleanup, clock=clock)).start()
+    yield RunningApi(server, cleanup, clock, example_env["DM_ACCESS_KEY_SECRET"])
+    server.stop()
+    cleanup.close()

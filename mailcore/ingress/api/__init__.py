@@ -3,6 +3,7 @@ read actions of ../shared/reference/DIRECTMAIL-API.md).
 
 - app: the Starlette app, `ApiServer`, `serve_api`; routes every action
 - signature: ACS3-HMAC-SHA256 and RPC HMAC-SHA1 verification
+- nonces: replay protection in the store (every listener, every restart); sends hand theirs to cleanup
 - errors: the one error table (the SDK's JSON shape)
 - params: typed request parameters
 - sending: SingleSendMail, BatchSendMail (through cleanup)
@@ -12,5 +13,5 @@ read actions of ../shared/reference/DIRECTMAIL-API.md).
 - context: what an action handler gets; bench: `invoke bench`'s API figures
 
 Submodules are imported where used, so `errors` does not pull in the web server.
-May import: cleanup.submission, account, spec, store.
+May import: cleanup.submission, cleanup.idempotency (the claim), account, spec, store.
 """

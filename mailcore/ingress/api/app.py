@@ -10,6 +10,7 @@ with a RequestId; every error is an `ApiError` from the one table in `errors`.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import ipaddress
 import logging
 import socket
@@ -27,7 +28,8 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from mailcore.account import replyto
-from mailcore.account.catalog import Catalog
+from mailcore.account.catalog import Catalog, normalize_ip
+from mailcore.cleanup.process import CleanupUnavailable
 from mailcore.store import Store, StoreError
 from mailcore.cleanup.submission import Submitter
 
@@ -39,12 +41,14 @@ from .queries import ApiQueries
 from .reading import READ_ACTIONS
 from .verifying import REPLY_TO_ACTIONS, approve_link
 from .sending import SEND_ACTIONS
-from .signature import Credential, SignatureVerifier, SignedRequest
+from .nonces import StoreNonces
+from .signature import _AUTH, V3_ALGORITHM, Credential, SignatureVerifier, SignedRequest, v3_signature, v3_string_to_sign
 
 log = logging.getLogger("mailcore.ingress.api")
 
 API_VERSION = "2015-11-23"
-MAX_BODY_BYTES = 10 * 1024 * 1024  # the SDK docs allow ~8 MB of body in a request
+MAX_BODY_BYTES = 10 * 1024 * 1024  # the SDK docs allow ~8 MB of body in a request; service.limits.api_max_body_bytes
+PRECHECK_BYTES = 64 * 1024  # an ACS3 request with a body over this (or of unknown length) is checked on its headers first
 CACHE_SECONDS = 5.0  # how long an access key or an allow-list answer is reused
 
 
@@ -101,27 +105,53 @@ def _client_ip(request: Request, trusted: list) -> str:
         return any(addr in net for net in trusted)
 
     if not trusted or not is_trusted(peer):
-        return peer
+        return normalize_ip(peer)
     hops = [h.strip() for h in ",".join(request.headers.getlist("x-forwarded-for")).split(",") if h.strip()]
     for hop in reversed(hops):
         if not is_trusted(hop):
-            return hop
-    return hops[0] if hops else peer
+            return normalize_ip(hop)
+    return normalize_ip(hops[0] if hops else peer)
 
 
-async def _read_body(request: Request) -> bytes:
-    """The raw body (its bytes are what the signature covers), refused past MAX_BODY_BYTES."""
-    too_big = ApiError("InvalidBody", f"The request body is over {MAX_BODY_BYTES} bytes.")
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The raw body (its bytes are what the signature covers), refused past `limit` bytes: by its
+    Content-Length before reading anything, or as soon as a streamed body goes past it."""
+    too_big = ApiError("InvalidBody", f"The request body is over {limit} bytes.")
     declared = request.headers.get("content-length") or "0"
-    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+    if declared.isdigit() and int(declared) > limit:
         raise too_big
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
-        if size > MAX_BODY_BYTES:
+        if size > limit:
             raise too_big
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+async def _precheck_v3(request: Request, keys: TtlCache) -> None:
+    """ACS3 signs the body's SHA-256 as a header (x-acs-content-sha256), so a large body need
+    not be read to find a forged request: check the signature over the headers and that hash
+    first. Nothing is claimed (the nonce) and nothing is trusted yet: the full check runs
+    after the body is read, and also compares the body with the hash."""
+    auth = request.headers.get("authorization") or ""
+    declared = request.headers.get("content-length")
+    if not auth.startswith("ACS3-") or (declared is not None and declared.isdigit() and int(declared) <= PRECHECK_BYTES):
+        return
+    m = _AUTH.fullmatch(auth)
+    claimed = request.headers.get("x-acs-content-sha256") or ""
+    if m is None or m["alg"] != V3_ALGORITHM or not claimed:
+        return  # malformed: the full check names what is wrong (on a body no larger than the limit)
+    cred = await keys.get(m["ak"])
+    if cred is None or not cred.enabled:
+        return  # unknown or disabled: the full check says so
+    headers = [(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in request.scope["headers"]]
+    head = SignedRequest(method=request.method, path=request.scope["path"],
+                         raw_query=request.scope["query_string"].decode("utf-8", "replace"), headers=headers,
+                         body=b"", form=[])
+    sts = v3_string_to_sign(head, m["sh"].split(";"), claimed.lower())
+    if not hmac.compare_digest(v3_signature(cred.secret, sts), m["sig"].lower()):
+        raise ApiError("SignatureDoesNotMatch", "The signature over the request headers does not match.")
 
 
 def error_response(err: ApiError, request_id: str) -> JSONResponse:
@@ -130,14 +160,19 @@ def error_response(err: ApiError, request_id: str) -> JSONResponse:
 
 def create_app(store: Store, submitter: Submitter, *, clock: Callable[[], float] = time.time, region: str | None = None,
                trusted_proxies: Iterable[str] = (), catalog: Catalog | None = None,
-               cache_seconds: float = CACHE_SECONDS) -> Starlette:
+               cache_seconds: float = CACHE_SECONDS, base_url: str | None = None,
+               max_body_bytes: int | None = None) -> Starlette:
     """The API as an ASGI app. `clock` (epoch seconds) drives the timestamp window; `region` is the
-    region this endpoint serves (R1); `trusted_proxies` (IPs or CIDRs) may set X-Forwarded-For."""
+    region this endpoint serves (R1); `trusted_proxies` (IPs or CIDRs) may set X-Forwarded-For;
+    `base_url` is where links in mail (reply-to confirmation) point: the configured one, else this
+    listener's own address (its socket, never the request's Host header); `max_body_bytes` caps a
+    request body (default MAX_BODY_BYTES, 10 MiB)."""
     catalog = catalog or Catalog(store)
     queries = ApiQueries(store)
     keys = TtlCache(_credential_loader(catalog), cache_seconds)
     allowlist = TtlCache(catalog.ip_allowed, cache_seconds)
     verifier = SignatureVerifier(keys, clock=clock)
+    nonces = StoreNonces(store, verifier.window, clock)  # the store decides replays, for every listener
     trusted = [ipaddress.ip_network(p, strict=False) for p in trusted_proxies]
     desk = replyto.ReplyToDesk(store)
 
@@ -150,6 +185,9 @@ def create_app(store: Store, submitter: Submitter, *, clock: Callable[[], float]
         except (OperationalError, StoreError) as exc:
             log.error("store unavailable: %s", exc)
             return error_response(ApiError("ServiceUnavailable"), request_id)
+        except CleanupUnavailable as exc:
+            log.error("request %s: submission unavailable: %s", request_id, exc)
+            return error_response(ApiError("ServiceUnavailable.Submission"), request_id)
         except Exception:  # a bug: keep the traceback in the log, give the client the documented code
             log.exception("request %s failed", request_id)
             return error_response(ApiError("InternalError"), request_id)
@@ -158,7 +196,8 @@ def create_app(store: Store, submitter: Submitter, *, clock: Callable[[], float]
     async def _handle(request: Request) -> dict:
         if request.method not in ("GET", "POST"):
             raise ApiError("UnsupportedHTTPMethod")
-        body = await _read_body(request)
+        await _precheck_v3(request, keys)
+        body = await _read_body(request, max_body_bytes or MAX_BODY_BYTES)
         form: list[tuple[str, str]] = []
         if request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded") and body:
             try:
@@ -171,7 +210,9 @@ def create_app(store: Store, submitter: Submitter, *, clock: Callable[[], float]
                                         for k, v in request.scope["headers"]],
                                body=body, form=form)
         await keys.get(signed.access_key_id())  # warm the cache off the event loop; verify then does no I/O
-        verified = verifier.verify(signed)
+        verified = verifier.verify(signed, claim=False)
+        # the nonce is claimed in the store now, or for a send, with its message (then it is the submitter's)
+        action_submitter = await nonces.admit(verified, submitter, verified.action in SEND_ACTIONS)
         if not verified.action:
             raise ApiError.missing("Action")
         if not verified.version:
@@ -180,8 +221,8 @@ def create_app(store: Store, submitter: Submitter, *, clock: Callable[[], float]
             raise ApiError("InvalidVersion")
         action = verified.action
         ctx = ActionContext(account=verified.credential.account, access_key_id=verified.credential.access_key_id,
-                            client_ip=_client_ip(request, trusted), region=region, queries=queries, submitter=submitter,
-                            ip_allowed=allowlist.get, reply_to=desk, base_url=str(request.base_url))
+                            client_ip=_client_ip(request, trusted), region=region, queries=queries, submitter=action_submitter,
+                            ip_allowed=allowlist.get, reply_to=desk, base_url=base_url or _own_url(request))
         params = Params(dict([*signed.query_pairs(), *form]))
         if action in SEND_ACTIONS:
             return await SEND_ACTIONS[action](ctx, params)
@@ -195,19 +236,43 @@ def create_app(store: Store, submitter: Submitter, *, clock: Callable[[], float]
 
     methods = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"]
     return Starlette(routes=[Route("/", endpoint, methods=methods),
-                             Route(replyto.APPROVE_PATH, approve_link(desk), methods=["GET"])])
+                             Route(replyto.APPROVE_PATH, approve_link(desk), methods=["GET", "POST"])])
 
 
-def _uvicorn(app, **kw) -> uvicorn.Server:
+def _own_url(request: Request) -> str:
+    """This listener's address as its socket has it (not the Host header a client may forge)."""
+    host, port = request.scope.get("server") or ("127.0.0.1", 80)
+    host = f"[{host}]" if ":" in host else host
+    return f"{request.scope.get('scheme', 'http')}://{host}:{port}/"
+
+
+def _uvicorn(app, *, tls: tuple | None = None, **kw) -> uvicorn.Server:
+    """uvicorn for `app`; with `tls` (cert file, key file) it serves HTTPS (TLS 1.2 or newer)."""
+    if tls is not None:
+        import ssl
+        kw.update(ssl_certfile=str(tls[0]), ssl_keyfile=str(tls[1]), ssl_version=ssl.PROTOCOL_TLS_SERVER)
     # proxy_headers off: uvicorn would trust X-Forwarded-For from loopback; `trusted_proxies` decides here
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off", proxy_headers=False, **kw)
-    return uvicorn.Server(config)
+    return _Uvicorn(config)
 
 
-async def serve_api(store: Store, submitter: Submitter, host: str = "127.0.0.1", port: int = 8080, **options) -> None:
+class _Uvicorn(uvicorn.Server):
+    async def shutdown(self, sockets=None) -> None:
+        """As uvicorn's, but an idle HTTPS keep-alive connection is dropped at once: closed the TLS
+        way, it would hold the shutdown up to 30 s waiting for the client's close_notify."""
+        if self.config.is_ssl:
+            for conn in list(self.server_state.connections):
+                cycle = getattr(conn, "cycle", None)
+                if (cycle is None or getattr(cycle, "response_complete", False)) and getattr(conn, "transport", None):
+                    conn.transport.abort()
+        await super().shutdown(sockets)
+
+
+async def serve_api(store: Store, submitter: Submitter, host: str = "127.0.0.1", port: int = 8080, *,
+                    tls: tuple | None = None, **options) -> None:
     """Serve the API in the running event loop until cancelled (for `invoke serve`, beside smtpd).
-    `options` go to `create_app` (region, trusted_proxies, clock)."""
-    server = _uvicorn(create_app(store, submitter, **options), host=host, port=port)
+    `tls` (cert file, key file) serves HTTPS; `options` go to `create_app` (region, trusted_proxies, clock)."""
+    server = _uvicorn(create_app(store, submitter, **options), host=host, port=port, tls=tls)
     await server.serve()
 
 
@@ -227,11 +292,12 @@ class ApiServer:
     The socket is bound before the thread starts, so `port` is known at once; `start()` returns
     when the server accepts connections."""
 
-    def __init__(self, app, host: str = "127.0.0.1", port: int = 0):
+    def __init__(self, app, host: str = "127.0.0.1", port: int = 0, *, tls: tuple | None = None):
         self.app = app
         self.sock = listen_socket(host, port)
-        self.host, self.port = self.sock.getsockname()
-        self.server = _uvicorn(app)
+        self.host, self.port = self.sock.getsockname()[:2]
+        self.scheme = "https" if tls else "http"
+        self.server = _uvicorn(app, tls=tls)
         self.thread: threading.Thread | None = None
 
     @property
@@ -240,7 +306,7 @@ class ApiServer:
 
     @property
     def url(self) -> str:
-        return f"http://{self.endpoint}"
+        return f"{self.scheme}://{self.endpoint}"
 
     def start(self, timeout: float = 10.0) -> ApiServer:
         self.thread = threading.Thread(target=lambda: asyncio.run(self.server.serve(sockets=[self.sock])),

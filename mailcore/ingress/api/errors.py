@@ -56,6 +56,12 @@ API_ERRORS: dict[str, ErrorSpec] = {
                                "a bug: logged with its traceback"),
     "ServiceUnavailable": ErrorSpec(503, "The request has failed due to a temporary failure of the server.",
                                     "the store cannot be reached"),
+    "ServiceUnavailable.Submission": ErrorSpec(503, "The mail submission service is temporarily unavailable; the mail "
+                                                    "was not accepted. Retry later.",
+                                               "the cleanup process is down or restarting"),
+    "IdempotentParameterMismatch": ErrorSpec(400, "The request uses the same client token as a previous, but "
+                                                  "non-identical request.",
+                                             "a ClientToken reused within 24 h for a different send"),
     # --- DirectMail sending and resources (§5.2) ------------------------------------------------
     "InvalidMailAddress.NotFound": ErrorSpec(404, "The specified mailAddress does not exist.", "AccountName unknown"),
     "InvalidMailAddressStatus.Malformed": ErrorSpec(400, "The specified mailAddress status is wrongly formed.",

@@ -23,14 +23,17 @@ ONE_LINE: dict[str, tuple[str, dict]] = {
     "ReplyAddress": ("InvalidParameter", {"Parameter": "ReplyAddress"}),
     "TagName": ("InvalidParameter", {"Parameter": "TagName"}),
 }
-_BREAKS = ("\r", "\n", "\x00")
+
+
+# what str.splitlines() (and so Python's email package) treats as a line break, and NUL
+_BREAKS = frozenset("\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029\x00")
 
 
 def one_line(name: str, value: str | None) -> str | None:
     """`value`, refused with `name`'s ONE_LINE error when it holds a line break or NUL."""
-    if value is not None and name in ONE_LINE and any(c in value for c in _BREAKS):
+    if value is not None and name in ONE_LINE and not _BREAKS.isdisjoint(value):
         code, fields = ONE_LINE[name]
-        raise ApiError(code, "It must be one line: no CR, LF or NUL.", **fields)
+        raise ApiError(code, "It must be one line: no line break (CR, LF, U+2028, ...) or NUL.", **fields)
     return value
 
 

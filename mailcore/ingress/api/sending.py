@@ -13,12 +13,12 @@ from email.utils import formataddr
 
 from starlette.concurrency import run_in_threadpool
 
-from mailcore.spec.emails import email_error
+from mailcore.spec.emails import address_error, email_error
 from mailcore.cleanup.submission import Recipient, Submission, SubmitRefused, SubmitResult
 
 from .context import ActionContext
 from .errors import ApiError
-from .params import Params
+from .params import Params, one_line
 
 MAX_TO = 100  # SingleSendMail ToAddress and BatchSendMail Receivers
 MAX_SUBJECT = 256
@@ -33,6 +33,12 @@ STANDARD_HEADERS = {"message-id": "Message-ID", "list-unsubscribe": "List-Unsubs
                     "list-unsubscribe-post": "List-Unsubscribe-Post"}
 _TAG = re.compile(r"[A-Za-z0-9_-]{1,128}")
 _HEADER_VALUE = re.compile(r"[^\r\n]*")
+# TemplateData: a value is the recipient's data (mailcore.message.render escapes it for HTML and keeps
+# it to one line in headers); these bounds keep what cannot be meant as data out of the queue
+MAX_TEMPLATE_VALUE = 1000  # characters per value; mailcore.message.render.MAX_VARIABLE_CHARS
+MAX_TEMPLATE_KEY = 64
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # C0 controls but TAB, CR, LF; and DEL
+_CLIENT_TOKEN = re.compile(r"[!-~]{1,64}")
 
 
 def _addresses(raw: str) -> list[str]:
@@ -43,7 +49,7 @@ def _addresses(raw: str) -> list[str]:
         addr = part.strip()
         if not addr:
             continue
-        why = email_error(addr)
+        why = address_error(addr)  # UTF-8 addresses included (delivered over SMTPUTF8, RFC 6531)
         if why:
             raise ApiError("InvalidToAddress", f"{addr!r}: {why}")
         if addr.lower() not in seen:
@@ -88,9 +94,22 @@ def _common(p: Params, headers: dict) -> dict:
         why = email_error(reply)
         if why:
             raise ApiError.invalid("ReplyAddress", why)
-        headers["Reply-To"] = formataddr((p.str("ReplyAddressAlias") or "", reply))
+        try:
+            headers["Reply-To"] = formataddr((p.str("ReplyAddressAlias") or "", reply))
+        except UnicodeEncodeError:  # formataddr writes ASCII addresses only
+            raise ApiError.invalid("ReplyAddress", "The reply address must be ASCII.") from None
     return {"tag": tag, "tracking": p.choice("ClickTrace", CLICK_TRACE, False),
-            "address_type": p.choice("AddressType", ADDRESS_TYPES, required=True), "headers": headers}
+            "address_type": p.choice("AddressType", ADDRESS_TYPES, required=True), "headers": headers,
+            "client_token": _client_token(p)}
+
+
+def _client_token(p: Params) -> str | None:
+    """ClientToken: a retry with the same token within 24 hours gets the first EnvId back
+    (cleanup.idempotency). 1-64 printable ASCII characters, as Alibaba Cloud's ClientToken."""
+    token = p.str("ClientToken")
+    if token is not None and not _CLIENT_TOKEN.fullmatch(token):
+        raise ApiError.invalid("ClientToken", "1-64 printable ASCII characters.")
+    return token
 
 
 def _unsupported(p: Params) -> None:
@@ -108,7 +127,17 @@ def _variables(name: str, data) -> dict:
     if not isinstance(data, dict) or not all(isinstance(v, (str, int, float)) and not isinstance(v, bool)
                                              for v in data.values()):
         raise ApiError.invalid(name, "TemplateData must be an object of strings.")
-    return {str(k): str(v) for k, v in data.items()}
+    out = {str(k): str(v) for k, v in data.items()}
+    for key, value in out.items():
+        if len(key) > MAX_TEMPLATE_KEY or _CONTROL.search(key):
+            raise ApiError.invalid(name, f"TemplateData names are at most {MAX_TEMPLATE_KEY} characters, "
+                                         "without control characters.")
+        if len(value) > MAX_TEMPLATE_VALUE:
+            raise ApiError.invalid(name, f"TemplateData value of {key!r} is {len(value)} characters; "
+                                         f"at most {MAX_TEMPLATE_VALUE}.")
+        if _CONTROL.search(value):
+            raise ApiError.invalid(name, f"TemplateData value of {key!r} holds a control character.")
+    return out
 
 
 def _alias(p: Params) -> str | None:
@@ -120,7 +149,7 @@ def _alias(p: Params) -> str | None:
 
 def single_submission(ctx: ActionContext, p: Params) -> tuple[Submission, int | None]:
     """The submission, and the id of the template it names (resolved by the caller: a store read)."""
-    sender = p.str("AccountName", required=True)
+    sender = _account_name(p)
     to = _addresses(p.str("ToAddress", required=True))
     subject = p.str("Subject", required=True)
     if len(subject) > MAX_SUBJECT:
@@ -159,8 +188,17 @@ def _receivers(p: Params) -> list[Recipient]:
     return out
 
 
-def batch_submission(ctx: ActionContext, p: Params) -> Submission:
+def _account_name(p: Params) -> str:
+    """AccountName: the sender address; a malformed one is refused before any lookup."""
     sender = p.str("AccountName", required=True)
+    why = address_error(sender)
+    if why:
+        raise ApiError.invalid("AccountName", why)
+    return sender
+
+
+def batch_submission(ctx: ActionContext, p: Params) -> Submission:
+    sender = _account_name(p)
     common = _common(p, _headers(p))
     sub = Submission(account=ctx.account, sender=sender, recipients=[], source="api", region=ctx.region,
                      client_ip=ctx.client_ip, **common)
@@ -178,6 +216,7 @@ def batch_submission(ctx: ActionContext, p: Params) -> Submission:
         if not all(v is None or isinstance(v, str) for v in fields):
             raise ApiError.invalid("TemplateContent", "Subject, HtmlBody, TextBody and Alias are strings.")
         sub.subject, sub.html_body, sub.text_body, sub.from_alias = fields
+        one_line("Subject", sub.subject), one_line("FromAlias", sub.from_alias)  # header lines: no CR/LF
         if not sub.subject or len(sub.subject) > MAX_SUBJECT:
             raise ApiError("InvalidSubject.Malformed", "TemplateContent needs a Subject of at most 256 characters.")
         if not (sub.html_body or sub.text_body):

@@ -17,7 +17,7 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Mapping, NoReturn, Sequence
 from urllib.parse import parse_qsl, quote
 
 from .errors import ApiError
@@ -86,6 +86,8 @@ class Verified:
     action: str | None
     version: str | None
     style: str  # "v3" | "rpc"
+    nonce: str = ""  # x-acs-signature-nonce / SignatureNonce, for the caller's claim (verify(claim=False))
+    expires: float = 0.0  # epoch second after which this request is refused by its timestamp
 
 
 class NonceCache:
@@ -169,13 +171,23 @@ class SignatureVerifier:
         # a nonce is accepted with a timestamp up to `window` in the future, so remember it twice as long
         self.nonces = NonceCache(2 * window, clock)
 
-    def verify(self, req: SignedRequest) -> Verified:
+    def verify(self, req: SignedRequest, *, claim: bool = True) -> Verified:
+        """Who signed `req`. With `claim` (the default) its nonce is also claimed in this process's
+        memory; without, the caller claims `Verified.nonce` itself (the API: in the store)."""
         auth = req.header("authorization")
         if auth and auth.startswith("ACS3-"):
-            return self._verify_v3(req, auth)
+            verified = self._verify_v3(req, auth)
+        elif any(k == "Signature" for k, _ in [*req.query_pairs(), *req.form]):
+            verified = self._verify_rpc(req, [*req.query_pairs(), *req.form])
+        else:
+            self._unsigned(req, auth)
+        if claim:
+            self._claim(verified.credential.access_key_id, verified.nonce)
+        return verified
+
+    def _unsigned(self, req: SignedRequest, auth: str | None) -> NoReturn:
+        """Why a request without a signature is refused (always raises)."""
         params = [*req.query_pairs(), *req.form]
-        if any(k == "Signature" for k, _ in params):
-            return self._verify_rpc(req, params)
         if req.header("x-acs-bearer-token") or dict(params).get("SignatureType") == "BEARERTOKEN":
             raise ApiError("InvalidSignatureMethod", "Bearer tokens are not accepted here; sign with an AccessKey.")
         if not dict(params).get("AccessKeyId") and not auth:
@@ -190,10 +202,12 @@ class SignatureVerifier:
             raise ApiError("InvalidAccessKeyId.Inactive")
         return cred
 
-    def _fresh(self, when: str | None, name: str) -> None:
+    def _fresh(self, when: str | None, name: str) -> float:
+        """The request's time, refused outside the window; returns when it expires."""
         ts = parse_time(when, name)
         if abs(self.clock() - ts) > self.window:
             raise ApiError("InvalidTimeStamp.Expired")
+        return ts + self.window
 
     def _claim(self, access_key_id: str, nonce: str) -> None:
         if not self.nonces.claim(access_key_id, nonce):
@@ -217,15 +231,15 @@ class SignatureVerifier:
         if absent:
             raise ApiError("IncompleteSignature", f"Signed headers missing from the request: {';'.join(absent)}.")
         cred = self._credential(m["ak"])
-        self._fresh(req.header("x-acs-date"), "x-acs-date")
+        expires = self._fresh(req.header("x-acs-date"), "x-acs-date")
         hashed = hashlib.sha256(req.body).hexdigest()
         if hashed != (req.header("x-acs-content-sha256") or "").lower():
             raise ApiError("SignatureDoesNotMatch", "x-acs-content-sha256 is not the SHA-256 of the body.")
         sts = v3_string_to_sign(req, signed, hashed)
         if not hmac.compare_digest(v3_signature(cred.secret, sts), m["sig"].lower()):
             raise ApiError("SignatureDoesNotMatch", "server string to sign is:" + sts.replace("\n", "\\n"))
-        self._claim(cred.access_key_id, req.header("x-acs-signature-nonce") or "")
-        return Verified(cred, req.header("x-acs-action"), req.header("x-acs-version"), "v3")
+        return Verified(cred, req.header("x-acs-action"), req.header("x-acs-version"), "v3",
+                        req.header("x-acs-signature-nonce") or "", expires)
 
     def _verify_rpc(self, req: SignedRequest, params: list[tuple[str, str]]) -> Verified:
         p = dict(params)
@@ -237,12 +251,12 @@ class SignatureVerifier:
         if p.get("SignatureVersion", "1.0") != "1.0":
             raise ApiError.invalid("SignatureVersion")
         cred = self._credential(p["AccessKeyId"])
-        self._fresh(p["Timestamp"], "Timestamp")
+        expires = self._fresh(p["Timestamp"], "Timestamp")
         sts = rpc_string_to_sign(req.method, params)
-        if not hmac.compare_digest(rpc_signature(cred.secret, sts), p["Signature"]):
+        # bytes: compare_digest refuses a str with non-ASCII characters (a TypeError, not a mismatch)
+        if not hmac.compare_digest(rpc_signature(cred.secret, sts).encode(), p["Signature"].encode("utf-8", "replace")):
             raise ApiError("SignatureDoesNotMatch", "server string to sign is:" + sts)
-        self._claim(cred.access_key_id, p["SignatureNonce"])
-        return Verified(cred, p.get("Action"), p.get("Version"), "rpc")
+        return Verified(cred, p.get("Action"), p.get("Version"), "rpc", p["SignatureNonce"], expires)
 
 
 def headers_of(items: Mapping[str, str] | Sequence[tuple[str, str]]) -> list[tuple[str, str]]:

@@ -12,7 +12,9 @@ from aiosmtpd.smtp import TLSSetupException
 
 from mailcore.account.catalog import SENDABLE_DOMAIN_STATUSES, Catalog, SenderView
 from mailcore.cleanup.submission import Recipient, Submission, SubmitRefused, Submitter
+from mailcore.spec.emails import address_error
 
+from .limits import AuthGuard, ConnectionLimits
 from .parsing import TraceHeaderError, parse_trace
 from .protocol import SubmissionEnvelope, SubmissionSMTP
 from .replies import refusal, reply
@@ -83,8 +85,11 @@ class SubmissionHandler:
     """What submission allows: aiosmtpd calls these hooks; each returns the reply line."""
 
     def __init__(self, settings: SmtpSettings, catalog: Catalog, submitter: Submitter, *,
-                 invalid_address: InvalidAddressHook | None = None, clock: Clock = utcnow):
+                 invalid_address: InvalidAddressHook | None = None, clock: Clock = utcnow,
+                 limits: ConnectionLimits | None = None, auth_guard: AuthGuard | None = None):
         self.settings = settings
+        self.limits = limits or ConnectionLimits(settings.max_connections, settings.max_connections_per_ip)
+        self.auth_guard = auth_guard or AuthGuard()
         self.catalog = catalog
         self.submitter = submitter
         self.invalid_address = invalid_address
@@ -95,7 +100,8 @@ class SubmissionHandler:
 
     async def handle_EHLO(self, server: SubmissionSMTP, session, envelope, hostname: str, responses) -> list[str]:
         session.host_name = hostname
-        caps = ["PIPELINING", f"SIZE {self.settings.max_message_bytes}", "8BITMIME", "DSN", "ENHANCEDSTATUSCODES"]
+        caps = ["PIPELINING", f"SIZE {self.settings.max_message_bytes}", "8BITMIME", "SMTPUTF8", "DSN",
+                "ENHANCEDSTATUSCODES"]
         if server.tls_context and not server.encrypted:
             caps.append("STARTTLS")
         if server.auth_allowed:
@@ -111,8 +117,11 @@ class SubmissionHandler:
                           address: str, mail_options: list[str]) -> str:
         dsn = server.take_pending_dsn()
         authenticated: SenderView = session.auth_data
+        bad = self._bad_address(server, envelope, "mail", address)
+        if bad:
+            return bad
         if address.lower() != authenticated.address:
-            return self._refuse(server, "sender-mismatch", f"from=<{address}> sasl_username={authenticated.address}")
+            return self._refuse(server, "sender-mismatch", f"from=<{address}>")
         view, ip_allowed = await self.lookups.sender_and_ip(authenticated.address, server.client_ip)
         reason = self.sender_refusal(view, ip_allowed)
         if reason:
@@ -140,6 +149,9 @@ class SubmissionHandler:
     async def handle_RCPT(self, server: SubmissionSMTP, session, envelope: SubmissionEnvelope,
                           address: str, rcpt_options: list[str]) -> str:
         dsn = server.take_pending_dsn()
+        bad = self._bad_address(server, envelope, "rcpt", address)
+        if bad:
+            return bad
         if len(envelope.rcpt_tos) >= self.settings.max_rcpts:
             envelope.over_rcpt_limit = True
             return self._refuse(server, "too-many-rcpts", f"rcpt=<{address}>")
@@ -184,8 +196,8 @@ class SubmissionHandler:
         except Exception:
             log.exception("client=%s from=<%s>: submission failed, answered 451", server.client_ip, view.address)
             return reply("temp-failure")
-        log.info("%s: client=%s sasl_username=%s from=<%s> nrcpt=%d size=%d tag=%s tracking=%s", result.env_id,
-                 server.client_ip, view.address, view.address, len(envelope.rcpt_tos), len(raw), trace.tag or "",
+        log.info("%s: client=%s from=<%s> nrcpt=%d size=%d tag=%s tracking=%s", result.env_id,
+                 server.client_ip, view.address, len(envelope.rcpt_tos), len(raw), trace.tag or "",
                  int(trace.open_tracking))
         return reply("queued", env_id=result.env_id)
 
@@ -195,6 +207,21 @@ class SubmissionHandler:
         else:
             log.error("smtpd session error: %s: %s", type(error).__name__, error, exc_info=error)
         return reply("temp-failure")
+
+    def _bad_address(self, server: SubmissionSMTP, envelope, kind: str, address: str) -> str | None:
+        """The reply refusing a malformed MAIL/RCPT address (a DNS label over 63 octets, an
+        over-long address, a malformed domain), or a non-ASCII one without SMTPUTF8 (RFC 6531);
+        None when it may be used."""
+        smtputf8 = bool(getattr(envelope, "smtp_utf8", False))
+        why = address_error(address, smtputf8=smtputf8)
+        if why is None:
+            return None
+        log.info("client=%s %s=%s: refused: %s", server.client_ip, "from" if kind == "mail" else "rcpt",
+                 ascii(address)[:300], why)
+        if not address.isascii() and not smtputf8:
+            return reply("smtputf8-required")
+        return reply("bad-sender-address" if kind == "mail" else "bad-rcpt-address",
+                     why=" ".join(why.encode("ascii", "backslashreplace").decode().split())[:200])
 
     def _refuse(self, server: SubmissionSMTP, reason: str, detail: str) -> str:
         log.info("client=%s %s: refused: %s", server.client_ip, detail, reason)

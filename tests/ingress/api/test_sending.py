@@ -211,3 +211,49 @@ def test_every_choice_row_is_accepted(api):
     for lowered, name in STANDARD_HEADERS.items():
         client.single_send_mail(single(headers=json.dumps({lowered: "v"})))
         assert api.submitter.submissions[-1].headers == {name: "v"}
+
+
+# --- ClientToken: a retried send gets the first EnvId (real cleanup, SQLite and PostgreSQL) --------
+
+def with_token(token: str):
+    """The SDK has no ClientToken field; a client passes it as an extra query parameter (signed)."""
+    from darabonba.runtime import ExtendsParameters, RuntimeOptions
+    return RuntimeOptions(extends_parameters=ExtendsParameters(queries={"ClientToken": token}))
+
+
+def queued(store) -> list:
+    import sqlalchemy as sa
+
+    from mailcore.store import tables as t
+    with store.engine.connect() as conn:
+        return conn.execute(sa.select(t.queue_messages.c.id, t.queue_messages.c.subject)).all()
+
+
+@pytest.mark.parametrize("v2", [False, True], ids=["v3", "rpc-sha1"])
+def test_a_retried_single_send_with_its_client_token_gets_the_first_env_id(cleanup_api, ready_store, v2):
+    client = cleanup_api.client(v2=v2)
+    first = client.single_send_mail_with_options(single(), with_token("order-42-try")).body.env_id
+    again = client.single_send_mail_with_options(single(), with_token("order-42-try")).body.env_id  # a new nonce
+    assert again == first
+    assert [str(m.id) for m in queued(ready_store)] == [first]
+    other = client.single_send_mail_with_options(single(), with_token("order-43-try")).body.env_id
+    assert other != first and len(queued(ready_store)) == 2
+    assert refused(lambda: client.single_send_mail_with_options(single(subject="Changed"), with_token("order-42-try"))) \
+        == ("IdempotentParameterMismatch", 400)
+    assert len(queued(ready_store)) == 2
+
+
+def test_a_retried_batch_send_with_its_client_token_gets_the_first_env_id(cleanup_api, ready_store):
+    client = cleanup_api.client()
+    req = dm.BatchSendMailRequest(account_name="newsletter@news.example.com", address_type=1, template_name="vip-offer",
+                                  receivers_name="vip-customers")
+    first = client.batch_send_mail_with_options(req, with_token("batch-7")).body.env_id
+    assert client.batch_send_mail_with_options(req, with_token("batch-7")).body.env_id == first
+    assert len(queued(ready_store)) == 1
+
+
+@pytest.mark.parametrize("token", ["x" * 65, "with space", "naïve"])  # empty: as if absent, as every parameter
+def test_a_malformed_client_token_is_refused(api, token):
+    assert refused(lambda: api.client().single_send_mail_with_options(single(), with_token(token))) \
+        == ("InvalidParameter", 400)
+    assert api.submitter.submissions == []
