@@ -12,7 +12,7 @@ from alibabacloud_tea_openapi.exceptions import ClientException
 
 from mailcore.ingress.api.app import TtlCache, serve_api
 from mailcore.ingress.api.bench import AcceptingSubmitter, bench_single_send
-from tests.support.api import ACCESS_KEY_ID, RecordingSubmitter, RunningApi
+from tests.support.api import ACCESS_KEY_ID, RecordingSubmitter, RunningApi, run_api
 
 
 def run(coro):
@@ -25,7 +25,7 @@ def run(coro):
         loop.close()
 
 
-def test_raw_http_edges(api, monkeypatch):
+def test_raw_http_edges(api, applied_store):
     base = f"http://{api.endpoint}/"
     with httpx.Client(trust_env=False) as http:
         put = http.put(base)
@@ -42,10 +42,15 @@ def test_raw_http_edges(api, monkeypatch):
                "Timestamp": "yesterday", "Signature": "x"}
         assert http.post(base, params=rpc).json()["Code"] == "InvalidTimeStamp.Format"
         assert http.post(base, params={**rpc, "SignatureMethod": "HMAC-MD5"}).json()["Code"] == "InvalidSignatureMethod"
-        monkeypatch.setattr("mailcore.ingress.api.app.MAX_BODY_BYTES", 100)
-        declared = http.post(base, content=b"x" * 101)
-        streamed = http.post(base, content=iter([b"x" * 60, b"x" * 60]))  # chunked: no content-length
-        assert [r.json()["Code"] for r in (declared, streamed)] == ["InvalidBody", "InvalidBody"]
+    small = run_api(applied_store, api.secret, max_body_bytes=100)  # the same store, a 100-byte body cap
+    try:
+        with httpx.Client(trust_env=False) as http:
+            base = f"http://{small.endpoint}/"
+            declared = http.post(base, content=b"x" * 101)
+            streamed = http.post(base, content=iter([b"x" * 60, b"x" * 60]))  # chunked: no content-length
+            assert [r.json()["Code"] for r in (declared, streamed)] == ["InvalidBody", "InvalidBody"]
+    finally:
+        small.server.stop()
 
 
 def test_rpc_get_requests_are_verified_with_their_method(api):
