@@ -80,13 +80,15 @@ def test_killed_up_converges_on_rerun(tmp_path, dns_server, pulumi_bin):
             assert time.monotonic() < deadline
             time.sleep(0.02)
         assert stackstate.is_stale(locks[0])
-        assert _providers(stack), "the killed run left its provider process behind"
+        orphans = _providers(stack)  # usually the killed run's provider lives on (it has its own process
+        # group); under load the kill can land before Pulumi started it: then there is nothing to end
 
         said: list[str] = []
         up = stack.up(progress=said.append)  # converges with no manual step
         assert up.changes.get("create") == 4
         assert any("removed the Pulumi lock" in line for line in said)
         assert any("pending operation" in line for line in said)
+        assert not orphans or any("provider" in line for line in said), said
         assert rfc2136.query(s, "mail.example.com", "MX").values == ("10 mx01.dm.example.org.",)
         assert rfc2136.query(s, "aliyundm.mail.example.com", "TXT").values == (f'"{token}"',)
         assert not stackstate.lock_files(stack.root / "backend", stack.project, stack.stack_name)
