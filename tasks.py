@@ -60,10 +60,19 @@ def verify(c, config="config", store=None):
     _run(account_cmds.verify, config, store)
 
 
-@task(help={**CONFIG_HELP, "stages": "comma-separated subset of smtpd,api,qmgr,notify (default: all)"})
-def serve(c, config="config", store=None, stages=None):
+@task(help={**CONFIG_HELP, "stages": "comma-separated subset of smtpd,api,qmgr,notify (default: all)",
+            "dev": "development mode: loopback clients skip the IP allow-list and the activation delay; "
+                   "delivery goes to a local fake MX (recipients @dest.test)"})
+def serve(c, config="config", store=None, stages=None, dev=False):
     """Run the mail core: SMTP and API listeners per region, delivery, notifications."""
-    _run(serve_cmds.serve, config, store, stages)
+    _run(serve_cmds.serve, config, store, stages, dev)
+
+
+@task(name="demo", help={**CONFIG_HELP, "timeout": "seconds to wait for delivery (default 60)"})
+def dev_demo(c, config="config", store=None, timeout="60"):
+    """serve --dev in the background, one message by SMTP and one by the API, their delivery shown, stop."""
+    from mailcore.cli import dev as dev_cmds
+    _run(dev_cmds.demo, config, store, timeout)
 
 
 @task(help={"store": CONFIG_HELP["store"], "account": "show only this account"})
@@ -165,10 +174,15 @@ def _queue_task(action):
     return queue_task
 
 
-@task(name="list", help={"state": "only this state", "limit": "rows to show (default 100)", "store": CONFIG_HELP["store"]})
-def queue_list(c, state=None, limit=100, store=None):
-    """List queued recipients with their state, attempts and last reply."""
-    _run(queue_cmds.queue_list, store, state, int(limit))
+@task(name="list", help={"state": "only this state (incoming, active, deferred, hold, sent, bounced, expired)",
+                         "env_id": "only this message (the EnvId a send returned)",
+                         "rcpt": "only recipients containing this (any case)",
+                         "since": "only recipients queued from then on: YYYY-MM-DD or an ISO time (UTC unless an offset)",
+                         "limit": "rows to show (default 100)", "store": CONFIG_HELP["store"]})
+def queue_list(c, state=None, env_id=None, rcpt=None, since=None, limit=None, store=None):
+    """List queued recipients, newest first, with their state, attempts and last reply."""
+    # limit=None, not 100: invoke would parse an int itself and answer a typo with a traceback
+    _run(queue_cmds.queue_list, store, state, limit or 100, env_id, rcpt, since)
 
 
 @task(name="batch", help={"list": "recipient list name", "template": "approved template name", "sender": "a batch sender address",
@@ -183,6 +197,18 @@ def send_batch(c, list, template, sender, tag=None, address_type="sender", track
 def send_jobs(c, limit=50, config="config", store=None):
     """List batch send jobs with status, request count and creation time."""
     _run(send_cmds.send_jobs, config, store, int(limit))
+
+
+@task(name="details", help={"start": "from: YYYY-MM-DD or an ISO time, UTC unless an offset (default: 30 days before --end)",
+                            "end": "to: a date (inclusive) or an ISO time (default: now); at most 30 days after --start",
+                            "sender": "only this sender address", "rcpt": "only this recipient address",
+                            "tag": "only this tag", "result": "success, invalid-address, spam or failed",
+                            "limit": "rows to show (default 100)", "after": "the next page: the id the last page named",
+                            **CONFIG_HELP})
+def send_details(c, start=None, end=None, sender=None, rcpt=None, tag=None, result=None, limit=None, after=None,
+                 config="config", store=None):
+    """Send details (R36): each recipient's result, filtered by time (at most 30 days), sender, recipient, tag, result."""
+    _run(send_cmds.send_details, config, store, start, end, sender, rcpt, tag, result, limit or 100, after)
 
 
 _INVALID_HELP = {"start": "first day, YYYY-MM-DD (default: 30 days ago)", "end": "last day, YYYY-MM-DD (default: today)",
@@ -221,6 +247,7 @@ for _action in ("hold", "release", "flush"):
 send_ns = Collection("send")
 send_ns.add_task(send_batch)
 send_ns.add_task(send_jobs)
+send_ns.add_task(send_details)
 
 @task(help={"port": "SMTP port (0 = any)", "http_port": "JSON endpoint port (0 = any)", "scenario": "YAML scenario file",
             "no_tls": "do not offer STARTTLS", "list_rows": "list the bounce-<row-id> scenarios and exit"})
@@ -280,6 +307,9 @@ def dns_unlock(c, force=False):
     _run(account_cmds.dns_unlock, force)
 
 
+dev_ns = Collection("dev")
+dev_ns.add_task(dev_demo)
+
 dns_ns = Collection("dns")
 dns_ns.add_task(dns_serve)
 dns_ns.add_task(setup_pulumi)
@@ -293,4 +323,4 @@ secrets.add_task(secrets_init, name="init")
 keys = Collection("keys")
 keys.add_task(keys_generate, name="generate")
 
-ns = Collection(validate, plan, apply, verify, serve, state, migrate, test, bench, setup, harness, template, secrets, keys, queue_ns, send_ns, invalid_ns, dns_ns, notify_ns, reply_to_ns)
+ns = Collection(validate, plan, apply, verify, serve, state, migrate, test, bench, setup, harness, template, secrets, keys, queue_ns, send_ns, invalid_ns, dns_ns, notify_ns, reply_to_ns, dev_ns)

@@ -9,10 +9,15 @@ The qmgr and notify loops are supervised (`supervise`): each already survives a 
 and should the loop itself end with an exception, that is logged at once with its traceback and
 the loop is started again after a backoff (1 s doubling to 60 s, back to 1 s once it has run a
 minute), so no error ever leaves a stage silently dead while the listeners keep accepting mail.
+
+Development mode (`dev=True`, `serve --dev`): every listener must be on a loopback address, and
+for loopback clients the IP allow-list (R28) and the sender activation delay (R15) do not apply.
+Where delivery goes is the command's business (mailcore.cli.serve points it at a local world).
 """
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import signal
 import time
@@ -20,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Awaitable, Callable
 
-from mailcore.account.catalog import Catalog
+from mailcore.account.catalog import Catalog, normalize_ip
 from mailcore.cleanup.writer import Cleanup, CleanupSettings
 from mailcore.cleanup.process import CleanupProcess, cleanup_submitter
 from mailcore.delivery.transport import Transport, TransportSettings
@@ -54,11 +59,18 @@ class Service:
     stages: tuple[str, ...] = STAGES
     state_dir: Path | None = None
     listening: list[Listening] = field(default_factory=list)
+    dev: bool = False  # development mode (module docstring): loopback listeners and clients only
 
     def __post_init__(self):
         unknown = set(self.stages) - set(STAGES)
         if unknown:
             raise ValueError(f"unknown stage(s) {', '.join(sorted(unknown))}; stages are {', '.join(STAGES)}")
+        if self.dev:
+            public = [f"{li.kind} {li.region} {li.host}:{li.port}" for li in self.spec.service.listeners
+                      if not is_loopback(li.host)]
+            if public:
+                raise ValueError("development mode listens on loopback addresses only (it skips the IP allow-list "
+                                 f"and the activation delay); change service.listeners: {'; '.join(public)}")
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
         self._smtp: list = []
@@ -70,17 +82,18 @@ class Service:
     async def start(self) -> None:
         svc = self.spec.service
         limits = svc.limits
-        catalog = Catalog(self.store, self.box)
+        catalog = (LoopbackTrustedCatalog if self.dev else Catalog)(self.store, self.box)
+        delay = 0 if self.dev else limits.get("activation_delay_seconds", 600)  # dev: every client is loopback
         if "smtpd" in self.stages:
             self._invalid = InvalidBase(self.store)  # one copy for every SMTP listener
         if {"smtpd", "api"} & set(self.stages):
-            settings = CleanupSettings(activation_delay_seconds=limits.get("activation_delay_seconds", 600))
+            settings = CleanupSettings(activation_delay_seconds=delay)
             self.cleanup = cleanup_submitter(self.store, self.box, settings, process=svc.cleanup.get("process", True))
             if isinstance(self.cleanup, CleanupProcess):
                 await self.cleanup.start()  # a child that cannot open the store fails `serve` here
         for li in svc.listeners:
             if li.kind == "smtp" and "smtpd" in self.stages:
-                await self._start_smtp(li, catalog)
+                await self._start_smtp(li, catalog, delay)
             elif li.kind == "api" and "api" in self.stages:
                 await self._start_api(li, catalog)
             elif li.kind == "queues" and "notify" in self.stages:
@@ -97,7 +110,7 @@ class Service:
             notifier = _notifier(self.store, self.box, svc.allow_private_targets)
             self._tasks.append(asyncio.create_task(supervise("notify", notifier.run, self._stop), name="notify"))
 
-    async def _start_smtp(self, li, catalog) -> None:
+    async def _start_smtp(self, li, catalog, delay: int) -> None:
         from mailcore.ingress.smtpd.server import SmtpServer
         from mailcore.ingress.smtpd.settings import SmtpSettings
         from mailcore.ingress.smtpd.limits import AuthGuard, ConnectionLimits
@@ -112,7 +125,7 @@ class Service:
                                 self_signed_dir=(self.state_dir / "tls") if self.state_dir else None,
                                 max_rcpts=limits.get("max_rcpts", 30),
                                 max_message_bytes=limits.get("max_message_bytes", 15 * 1024 * 1024),
-                                activation_delay_seconds=limits.get("activation_delay_seconds", 600),
+                                activation_delay_seconds=delay,
                                 allow_plain_auth_on_loopback=li.allow_plain_auth_on_loopback,
                                 timeout_seconds=limits.get("command_timeout_seconds", 300),
                                 data_timeout_seconds=limits.get("data_timeout_seconds", 180),
@@ -189,6 +202,23 @@ class Service:
         await stop.wait()
         ready("mailcore: stopping")
         await self.stop()
+
+
+def is_loopback(host: str) -> bool:
+    """127.0.0.0/8, ::1 (also IPv4-mapped) or `localhost`."""
+    if host.strip("[]").lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(normalize_ip(host.strip("[]"))).is_loopback
+    except ValueError:
+        return False
+
+
+class LoopbackTrustedCatalog(Catalog):
+    """Development mode's catalog: a loopback client passes the IP allow-list (R28)."""
+
+    def ip_allowed(self, account: str, ip: str) -> bool:
+        return is_loopback(ip) or super().ip_allowed(account, ip)
 
 
 async def supervise(name: str, run: Callable[[asyncio.Event], Awaitable[None]], stop: asyncio.Event, *,

@@ -22,7 +22,7 @@ MAY_IMPORT = {
     "mailcore.queue": {"mailcore.delivery", "mailcore.message", "mailcore.store"},
     "mailcore.delivery": {"mailcore.store"},
     "mailcore.notify": {"mailcore.store"},
-    "mailcore.message": {"mailcore.store"},
+    "mailcore.message": {"mailcore.spec", "mailcore.store"},
     "mailcore.account": {"mailcore.spec", "mailcore.store"},
     "mailcore.plan": {"mailcore.spec", "mailcore.store"},
     "mailcore.harness": {"mailcore.delivery", "provision"},

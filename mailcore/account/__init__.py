@@ -5,6 +5,7 @@
 - domains: DKIM keys and ownership tokens, verification status (R7-R10)
 - review: template review states (R20)
 - replyto: reply-to verification tickets (R13)
+- send_details: the send-detail query (R36), shared by the API and `mailcore send details`
 
 May import: store, spec. Never a stage.
 """

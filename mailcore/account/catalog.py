@@ -58,6 +58,7 @@ class SenderView:
     password_hash: str | None
     created_at: datetime
     reply_to_verified: bool = False  # its owner confirmed this reply-to (R13, mailcore.replyto)
+    account_timezone: str = "UTC"  # the account's timezone, for times shown to it (R15's refusal)
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,7 @@ class Catalog:
         q = (sa.select(t.senders.c.address, t.accounts.c.name, t.accounts.c.status, t.domains.c.region, t.domains.c.name,
                        t.domains.c.status, t.domains.c.status_detail, t.senders.c.type, t.senders.c.reply_to,
                        t.senders.c.smtp_password_hash, t.senders.c.created_at,
-                       t.reply_to_verifications.c.verified_address)
+                       t.reply_to_verifications.c.verified_address, t.accounts.c.timezone)
              .join(t.domains, t.senders.c.domain_id == t.domains.c.id)
              .join(t.accounts, t.senders.c.account_id == t.accounts.c.id)
              .outerjoin(t.reply_to_verifications, t.reply_to_verifications.c.sender_id == t.senders.c.id)
@@ -88,7 +89,7 @@ class Catalog:
         if row is None:
             return None
         return SenderView(row[0], row[1], row[2], row[3], row[4], row[5], row[5] == "verified", row[7], row[8], row[9],
-                          row[10], replyto.is_verified(row[8], row[11]))
+                          row[10], replyto.is_verified(row[8], row[11]), row[12] or "UTC")
 
     def verify_smtp(self, address: str, password: str) -> SenderView | None:
         """The sender when `password` is its SMTP password, else None."""

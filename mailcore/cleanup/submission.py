@@ -3,11 +3,19 @@
 Ingress parses and authenticates; cleanup decides and writes. A refusal is a `SubmitRefused`
 with a reason from REFUSALS; smtpd turns the reason into the guide's SMTP reply and the API
 into its error code, both from this one table, so the two front doors refuse alike.
+
+A row with an `explain` text says what to change: its refusal is raised through
+`SubmitRefused.explained(reason, **facts)` (or the helpers below), the filled text becomes the
+refusal's detail, and both front doors show it: SMTP in place of the row's short text (the code
+and enhanced code stay the guide's), the API after the row's message.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from typing import NamedTuple, Protocol
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 
 class Refusal(NamedTuple):
@@ -16,6 +24,7 @@ class Refusal(NamedTuple):
     http_status: int
     api_message: str
     requirement: str
+    explain: str = ""  # what to change, with {facts} (SubmitRefused.explained); shown by SMTP and the API
 
 
 # reason -> how each front door says it. The SMTP texts are the guide's (R2, R3, R28, R32).
@@ -39,14 +48,18 @@ REFUSALS: dict[str, Refusal] = {
     "account-unavailable": Refusal("551 5.7.1 Main account unavailable", "InvalidSendMail.Spam", 400,
                                    "Sendmail rejected by spam filter.", "R3"),
     "ip-not-allowed": Refusal("554 5.7.1 Client IP not in the IP allow-list", "Forbidden", 403,
-                              "The user is not authorized to operate on the specified resource.", "R28"),
+                              "The user is not authorized to operate on the specified resource.", "R28",
+                              "Client {client_ip} is not in the account's IP allow-list (config ip_allowlist); "
+                              "add it or set ip_allowlist.enabled: false"),
     "sender-unknown": Refusal("550 5.1.8 Sender address unknown", "InvalidMailAddress.NotFound", 404,
                               "The specified mailAddress does not exist.", "R12"),
     "sender-mismatch": Refusal("553 5.7.1 Sender address does not match the authenticated user", "Forbidden", 403,
                                "The user is not authorized to operate on the specified resource.", "R31"),
     "sender-not-active": Refusal("451 4.7.1 Sender address not active yet, try again later",
                                  "InvalidMailAddressStatus.Malformed", 400,
-                                 "The specified mailAddress status is wrongly formed.", "R15"),
+                                 "The specified mailAddress status is wrongly formed.", "R15",
+                                 "Sender address not active yet (new senders wait {delay}): it becomes active at "
+                                 "{active_at} ({timezone}), in {left}; try again then"),
     "sender-wrong-type": Refusal("550 5.7.1 Sender address type cannot send batch mail",
                                  "InvalidMailAddressSendType.Malformed", 400,
                                  "The specified mailAddress sendType is wrongly formed.", "R12"),
@@ -84,9 +97,59 @@ class SubmitRefused(Exception):
         super().__init__(f"{reason}: {detail}" if detail else reason)
         self.reason, self.detail = reason, detail
 
+    @classmethod
+    def explained(cls, reason: str, **facts: object) -> SubmitRefused:
+        """The refusal with its row's `explain` text filled from `facts` as its detail."""
+        return cls(reason, REFUSALS[reason].explain.format(**facts))
+
     @property
     def refusal(self) -> Refusal:
         return REFUSALS[self.reason]
+
+    @property
+    def smtp(self) -> str:
+        """The SMTP reply line: the guide's code and enhanced code, then the explanation when the
+        row has one (one line of ASCII), else the row's text."""
+        row = self.refusal
+        if not (row.explain and self.detail):
+            return row.smtp
+        code, enhanced, _ = row.smtp.split(" ", 2)
+        text = " ".join(self.detail.encode("ascii", "backslashreplace").decode().split())[:400]
+        return f"{code} {enhanced} {text}"
+
+
+def ip_not_allowed(client_ip: str | None) -> SubmitRefused:
+    """R28: the allow-list is on and `client_ip` is not on it."""
+    return SubmitRefused.explained("ip-not-allowed", client_ip=client_ip or "(unknown address)")
+
+
+def duration(seconds: float) -> str:
+    """`seconds` rounded up, as people read it: 45 s, 9 min 30 s, 2 h 5 min."""
+    s = max(0, math.ceil(seconds))
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60} s" if s % 60 else f"{s // 60} min"
+    return f"{s // 3600} h {s % 3600 // 60} min" if s % 3600 // 60 else f"{s // 3600} h"
+
+
+def sender_not_active(created_at: datetime, delay_seconds: float, now: datetime, tz: str | None) -> SubmitRefused:
+    """R15: the sender was created less than `delay_seconds` ago; says when it becomes active, in
+    the account's timezone `tz` (UTC when unknown), and how long that is from `now`."""
+    if created_at.tzinfo is None:
+        created_at = created_at.replace(tzinfo=timezone.utc)
+    if now.tzinfo is None:
+        now = now.replace(tzinfo=timezone.utc)
+    active = created_at + timedelta(seconds=delay_seconds)
+    try:
+        zone, name = ZoneInfo(tz or "UTC"), tz or "UTC"
+    except (ZoneInfoNotFoundError, ValueError):
+        zone, name = ZoneInfo("UTC"), "UTC"
+    local = active.astimezone(zone)
+    offset = local.strftime("%z")
+    return SubmitRefused.explained(
+        "sender-not-active", delay=duration(delay_seconds), left=duration((active - now).total_seconds()),
+        active_at=f"{local:%Y-%m-%d %H:%M:%S} UTC{offset[:3]}:{offset[3:]}", timezone=name)
 
 
 @dataclass

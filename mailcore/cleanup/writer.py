@@ -33,7 +33,7 @@ import sqlalchemy as sa
 from mailcore.account.catalog import SENDABLE_DOMAIN_STATUSES, Catalog, SenderView
 from mailcore.cleanup import idempotency, quota
 from mailcore.cleanup.identity import author_refusal
-from mailcore.cleanup.submission import Submission, SubmitRefused, SubmitResult
+from mailcore.cleanup.submission import Submission, SubmitRefused, SubmitResult, sender_not_active
 from mailcore.message.dkim import Signer
 from mailcore.message.render import TRACE_FIELD, header_fields, render_parts
 from mailcore.queue import states as queue
@@ -108,6 +108,7 @@ class Cleanup:
         self.catalog = Catalog(store, box)
         self.signer = Signer(store, box)
         self._contexts: dict[str, tuple[float, object]] = {}
+        self._aliases: dict[int, tuple[float, dict[str, int]]] = {}  # account id -> (when, {alias: list id})
         self._inbox: _queue.SimpleQueue[_Work | None] = _queue.SimpleQueue()
         self._writer: threading.Thread | None = None  # started by the first submit
         self._writer_lock = threading.Lock()
@@ -200,9 +201,10 @@ class Cleanup:
         if sender.domain_status not in SENDABLE_DOMAIN_STATUSES:
             raise SubmitRefused("domain-unverified", f"{sender.domain} is {sender.domain_status}; run `invoke verify`")
         if now - sender.created_at < timedelta(seconds=self.settings.activation_delay_seconds):
-            raise SubmitRefused("sender-not-active", f"{sub.sender} was created at {sender.created_at:%H:%M:%S}")
+            raise sender_not_active(sender.created_at, self.settings.activation_delay_seconds, now, acct[1])
         if sub.source == "batch" and sender.type != "batch":
             raise SubmitRefused("sender-wrong-type", f"{sub.sender} is a {sender.type} address")
+        shown = self._expand_aliases(sub, sender, acct[0]) if sub.recipients else None
         if sub.template is not None:
             self._expand_batch(sub, sender)
         if not sub.recipients:
@@ -222,7 +224,7 @@ class Cleanup:
         elif sub.raw_message is not None:
             message.update(self._smtp_content(sub, sender, now))
         else:
-            message.update(self._api_content(sub, sender, now))
+            message.update(self._api_content(sub, sender, now, shown))
         recipients = [{"rcpt": r.address.lower() if sub.source != "smtp" else r.address,
                        "variables": {**r.variables, "EAddr": r.address} if sub.template is not None else None}
                       for r in sub.recipients]
@@ -242,26 +244,56 @@ class Cleanup:
             sub.subject, sub.html_body = tpl["subject"], tpl["body"]
             sub.from_alias = sub.from_alias or tpl["nick_name"] or None
             if sub.receivers_list and not sub.recipients:
-                lst = conn.execute(sa.select(t.recipient_lists.c.id).where(
-                    t.recipient_lists.c.account_id == acct, t.recipient_lists.c.name == sub.receivers_list)).scalar()
+                lists = t.recipient_lists.c  # ReceiversName: the list's name, or its alias address (R17)
+                lst = conn.execute(sa.select(lists.id).where(lists.account_id == acct, sa.or_(
+                    lists.name == sub.receivers_list, lists.alias_address == sub.receivers_list.lower()))
+                    .order_by(lists.name != sub.receivers_list)).scalars().first()
                 if lst is None:
                     raise SubmitRefused("list-unknown", sub.receivers_list)
-                cols = ("UserName", "NickName", "Gender", "Birthday", "Mobile")
-                r = t.recipients.c
-                q = sa.select(r.email, r.user_name, r.nick_name, r.gender, r.birthday, r.mobile).where(
-                    r.list_id == lst).order_by(r.position)
-                sub.recipients = [Recipient(row[0], {k: v for k, v in zip(cols, row[1:]) if v is not None})
-                                  for row in conn.execute(q)]
+                sub.recipients = [Recipient(a, v) for a, v in _list_rows(conn, lst)]
+
+    def _list_aliases(self, account_id: int) -> dict[str, int]:
+        """{alias address: list id} of an account, remembered for `lookup_cache_seconds` like a sender's context."""
+        hit, mono = self._aliases.get(account_id), time.monotonic()
+        if not (hit and mono - hit[0] < self.settings.lookup_cache_seconds):
+            with self.store.engine.connect() as conn:
+                hit = (mono, dict(conn.execute(sa.select(t.recipient_lists.c.alias_address, t.recipient_lists.c.id)
+                                               .where(t.recipient_lists.c.account_id == account_id)).all()))
+            self._aliases[account_id] = hit
+        return hit[1]
+
+    def _expand_aliases(self, sub: Submission, sender: SenderView, account_id: int) -> list[str] | None:
+        """R17: a list's alias address as a recipient (ToAddress, Receivers, RCPT) stands for the list's rows,
+        each with its variables over the request's TemplateData; batch senders only. The addresses as given
+        (the To: of a message built here), or None when no alias was used."""
+        from mailcore.cleanup.submission import Recipient
+        aliases = self._list_aliases(account_id)
+        hits = [r.address for r in sub.recipients if r.address.lower() in aliases]
+        if not hits:
+            return None
+        if sender.type != "batch":
+            raise SubmitRefused("sender-wrong-type", f"{hits[0]} is the alias address of a recipient list; lists are "
+                                                     f"sent by batch senders, {sub.sender} is a {sender.type} address")
+        shown, out, seen = [r.address for r in sub.recipients], [], set()
+        with self.store.engine.connect() as conn:
+            for r in sub.recipients:
+                list_id = aliases.get(r.address.lower())
+                rows = [r] if list_id is None else [Recipient(a, {**r.variables, **v}) for a, v in _list_rows(conn, list_id)]
+                out += [x for x in rows if x.address.lower() not in seen and not seen.add(x.address.lower())]
+        if not out:
+            raise SubmitRefused("list-unknown", f"the list of {hits[0]} has no recipients")
+        sub.recipients = out
+        return shown
 
     def _check_content(self, content: bytes) -> None:
         why = self.settings.content_check(content)
         if why:
             raise SubmitRefused("spam", why)
 
-    def _api_content(self, sub: Submission, sender: SenderView, now: datetime) -> dict:
+    def _api_content(self, sub: Submission, sender: SenderView, now: datetime, shown: list[str] | None = None) -> dict:
         msg = EmailMessage(policy=policy.SMTP)
         msg["From"] = formataddr((sub.from_alias, sender.address)) if sub.from_alias else sender.address
-        msg["To"] = ", ".join(r.address for r in sub.recipients)
+        msg["To"] = ", ".join(shown or [r.address for r in sub.recipients])  # a list's alias, not its rows
         msg["Subject"] = sub.subject or ""
         msg["Date"] = format_datetime(now)
         msg["Message-ID"] = sub.headers.get("Message-ID") or make_msgid(domain=sender.domain)
@@ -437,6 +469,13 @@ class Cleanup:
             conn.execute(sa.update(t.batch_jobs).where(t.batch_jobs.c.id == p.message["batch_job_id"]).values(
                 env_id=str(message_id)))
         return SubmitResult(env_id=str(message_id), recipients=n)
+
+
+def _list_rows(conn, list_id: int):
+    """(address, {variable: value}) of a stored list's rows, in file order; empty columns left out."""
+    r, cols = t.recipients.c, ("UserName", "NickName", "Gender", "Birthday", "Mobile")
+    q = sa.select(r.email, r.user_name, r.nick_name, r.gender, r.birthday, r.mobile).where(r.list_id == list_id)
+    return [(row[0], {k: v for k, v in zip(cols, row[1:]) if v is not None}) for row in conn.execute(q.order_by(r.position))]
 
 
 _INVALID_AMONG = sa.select(t.invalid_addresses.c.address).where(

@@ -75,7 +75,15 @@ def _local_commands(sub) -> None:
     p = sub.add_parser("serve", help="run the mail core (all stages, or --stages smtpd,api,qmgr,notify)")
     _with(p, _config, _store)
     p.add_argument("--stages", default=None)
-    p.set_defaults(run=lambda a: serve.serve(a.config, a.store, a.stages))
+    p.add_argument("--dev", action="store_true", help="development mode: loopback clients skip the IP allow-list and "
+                   "the activation delay; delivery goes to a local fake MX (recipients @dest.test)")
+    p.set_defaults(run=lambda a: serve.serve(a.config, a.store, a.stages, a.dev))
+    dev = sub.add_parser("dev", help="development helpers").add_subparsers(dest="action", required=True)
+    p = dev.add_parser("demo", help="serve --dev in the background, send one message by SMTP and one by the API, "
+                       "show their delivery, stop (after secrets init, apply, verify)")
+    _with(p, _config, _store)
+    p.add_argument("--timeout", default="60", help="seconds to wait for delivery (default 60)")
+    p.set_defaults(run=_demo)
     sec = sub.add_parser("secrets", help="local secrets (development)").add_subparsers(dest="action", required=True)
     p = sec.add_parser("init", help="write local values for the secrets the config references into an env file")
     _config(p)
@@ -84,6 +92,11 @@ def _local_commands(sub) -> None:
     keys = sub.add_parser("keys", help="the master key").add_subparsers(dest="action", required=True)
     p = keys.add_parser("generate", help="print a new MAILCORE_MASTER_KEY")
     p.set_defaults(run=_generate_key)
+
+
+def _demo(a) -> int:
+    from mailcore.cli import dev
+    return dev.demo(a.config, a.store, a.timeout)
 
 
 def _generate_key(_args) -> int:
@@ -95,17 +108,22 @@ def _generate_key(_args) -> int:
 def _operate_commands(sub) -> None:
     from mailcore.cli import invalid, notify, queue, send
     q = sub.add_parser("queue", help="the durable queue").add_subparsers(dest="action", required=True)
-    p = q.add_parser("list", help="queued recipients with state, attempts and last reply")
+    p = q.add_parser("list", help="queued recipients, newest first, with state, attempts and last reply")
     _store(p)
-    p.add_argument("--state", default=None)
-    p.add_argument("--limit", type=int, default=100)
-    p.set_defaults(run=lambda a: queue.queue_list(a.store, a.state, a.limit))
+    p.add_argument("--state", default=None, help="only this state (incoming, active, deferred, hold, sent, bounced, "
+                                                 "expired)")
+    p.add_argument("--env-id", default=None, help="only this message (the EnvId a send returned)")
+    p.add_argument("--rcpt", default=None, help="only recipients containing this (any case)")
+    p.add_argument("--since", default=None, help="only recipients queued from then on: YYYY-MM-DD or an ISO time "
+                                                 "(UTC unless an offset is given)")
+    p.add_argument("--limit", default="100", help="rows to show (default 100)")
+    p.set_defaults(run=lambda a: queue.queue_list(a.store, a.state, a.limit, a.env_id, a.rcpt, a.since))
     for action in ("hold", "release", "flush"):
         p = q.add_parser(action, help=f"{action} recipients (--ids 1,2 or ALL)")
         _store(p)
         p.add_argument("--ids", default="ALL")
         p.set_defaults(run=lambda a: queue.queue_move(a.action, a.store, a.ids))
-    s = sub.add_parser("send", help="batch send jobs (R29)").add_subparsers(dest="action", required=True)
+    s = sub.add_parser("send", help="batch send jobs (R29), send details (R36)").add_subparsers(dest="action", required=True)
     p = s.add_parser("batch", help="queue a batch job: a recipient list x an approved template")
     for opt in ("--list", "--template", "--sender"):
         p.add_argument(opt, required=True)
@@ -119,6 +137,19 @@ def _operate_commands(sub) -> None:
     p.add_argument("--limit", type=int, default=50)
     _with(p, _config, _store)
     p.set_defaults(run=lambda a: send.send_jobs(a.config, a.store, a.limit))
+    p = s.add_parser("details", help="send details (R36): each recipient's result, at most 30 days at a time")
+    p.add_argument("--start", default=None, help="from: YYYY-MM-DD or an ISO time, UTC unless an offset "
+                                                 "(default: 30 days before --end)")
+    p.add_argument("--end", default=None, help="to: a date (inclusive) or an ISO time (default: now)")
+    p.add_argument("--sender", default=None, help="only this sender address")
+    p.add_argument("--rcpt", default=None, help="only this recipient address")
+    p.add_argument("--tag", default=None, help="only this tag")
+    p.add_argument("--result", default=None, help="success, invalid-address, spam or failed")
+    p.add_argument("--limit", default="100", help="rows to show (default 100)")
+    p.add_argument("--after", default=None, help="the next page: the id the previous page named")
+    _with(p, _config, _store)
+    p.set_defaults(run=lambda a: send.send_details(a.config, a.store, a.start, a.end, a.sender, a.rcpt, a.tag,
+                                                   a.result, a.limit, a.after))
     r = sub.add_parser("reply-to", help="reply-to verification (R13)").add_subparsers(dest="action", required=True)
     p = r.add_parser("verify", help="mail a sender's reply-to the link that confirms it")
     p.add_argument("--address", required=True)

@@ -66,6 +66,53 @@ def send_jobs(config: str, store_url: str | None, limit: int) -> int:
     return EXIT_OK
 
 
+def send_details(config: str, store_url: str | None, start: str | None = None, end: str | None = None,
+                 sender: str | None = None, rcpt: str | None = None, tag: str | None = None, result: str | None = None,
+                 limit: int = 100, after: str | int | None = None) -> int:
+    """Send details (R36) as the console shows them: each recipient of the account's accepted mail
+    in a time range of at most 30 days (default: the last 30 days), oldest first, filtered by sender,
+    recipient, tag and result; the same query as the API's SenderStatisticsDetailByParam."""
+    from datetime import datetime, timezone
+
+    from mailcore.account import send_details as details
+    from mailcore.cli.queue import parse_time, positive_limit
+    if result is not None and result not in details.SEND_RESULTS:
+        raise CommandError(f"--result is one of {', '.join(details.SEND_RESULTS)}, not {result!r}")
+    limit = positive_limit(limit)
+    cursor = 0 if after in (None, "") else str(after).strip()  # a recipient id, from the previous page's caption
+    if cursor and not cursor.isdigit():
+        raise CommandError(f"--after takes the recipient id the previous page named, not {after!r}")
+    cursor = int(cursor)
+    hi = parse_time(end, "--end", end_of_day=True) or datetime.now(timezone.utc)
+    lo = parse_time(start, "--start") or hi - details.MAX_RANGE
+    if lo > hi:
+        raise CommandError(f"--start ({lo:%Y-%m-%d %H:%M}) is after --end ({hi:%Y-%m-%d %H:%M})")
+    if hi - lo > details.MAX_RANGE:
+        raise CommandError(f"at most 30 days at a time (R36); {lo:%Y-%m-%d %H:%M} to {hi:%Y-%m-%d %H:%M} UTC is "
+                           f"{(hi - lo).days} days: narrow --start/--end")
+    account = account_name(config)
+    with store_at(store_url).engine.connect() as conn:
+        rows = details.query(conn, account, sender=sender, tag=tag, rcpt=rcpt,
+                             status=None if result is None else details.SEND_RESULTS[result],
+                             start=lo, end=hi, after_id=cursor, limit=limit)
+    names = {code: name for name, code in details.SEND_RESULTS.items()}
+    more = rows[limit]["id"] if len(rows) > limit else None
+    table = Table(title=f"Send details of {account}, {lo:%Y-%m-%d %H:%M} to {hi:%Y-%m-%d %H:%M} UTC",
+                  title_justify="left", caption_justify="left",
+                  caption=f"{min(len(rows), limit)} recipient(s), oldest first"
+                          + (f"; more with --after {more}" if more is not None else ""))
+    for col in ("id", "env_id", "queued (UTC)", "sender", "rcpt", "subject", "tag", "result", "last reply"):
+        table.add_column(col)
+    for r in rows[:limit]:
+        when = r["created_at"]
+        when = when.astimezone(timezone.utc) if when.tzinfo else when
+        outcome = names.get(r["status"], "") if r["status"] is not None else f"pending ({r['state']})"
+        table.add_row(str(r["id"]), str(r["env_id"]), f"{when:%Y-%m-%d %H:%M:%S}", r["sender"], r["rcpt"],
+                      r["subject"] or "", r["tag"] or "", outcome, r["last_text"] or "")
+    console.print(table)
+    return EXIT_OK
+
+
 def reply_to_verify(config: str, store_url: str | None, address: str) -> int:
     """Mail a sender's reply-to its verification link (R13), through cleanup like any send."""
     from datetime import datetime, timezone

@@ -17,6 +17,9 @@ Use it::
 
     pytest -p mailcore.harness.pytest_plugin   # fixtures fake_mx, fake_mx_factory, fake_mx_clock
 
+    from mailcore.harness.world import RecipientWorld   # a fake MX plus the DNS of dest.test, shop.test,
+    with RecipientWorld() as world: ...                 # example.test (what `mailcore serve --dev` starts)
+
 DNS is not part of this package: the built-in DNS server (``provision/dnsserver.py``) serves the
 recipient test domains' MX records. ``mx.dns_records("shop.test", ...)`` gives the records to serve
 (an MX per domain and an A record for ``mx.host``); set the mail core's destination port to

@@ -22,6 +22,7 @@ from email.utils import format_datetime, formataddr
 import idna
 
 from mailcore.message.dkim import Signer
+from mailcore.spec.limits import VARIABLE_PATTERN
 
 MAX_VARIABLE_CHARS = 1000  # one template variable's value (TemplateData); R18's list limits are smaller
 
@@ -50,7 +51,7 @@ def header_values(head: bytes) -> dict[str, str]:
     return {name: values[0] for name, values in header_fields(head).items()}
 
 
-_VAR = re.compile(r"\{(EAddr|UserName|NickName|Gender|Birthday|Mobile)\}")
+_VAR = VARIABLE_PATTERN  # the template variables (R19): one pattern, shared with validate
 
 
 _UNSAFE_IN_HEADER = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")

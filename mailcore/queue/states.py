@@ -125,12 +125,23 @@ def flush(conn, ids: list[int] | None, now: datetime) -> int:
     return conn.execute(q.values(next_attempt_at=now)).rowcount
 
 
-def listing(conn, state: str | None = None, limit: int = 100) -> tuple[list[QueueRow], dict[str, int]]:
+def listing(conn, state: str | None = None, limit: int = 100, *, env_id: int | None = None, rcpt: str | None = None,
+            since: datetime | None = None) -> tuple[list[QueueRow], dict[str, int]]:
+    """The newest `limit` recipients (newest first) in one query, filtered by state, EnvId (the
+    message id), a case-insensitive substring of the recipient address and a first creation time;
+    and the count of every state in the whole queue. The order is the primary key's, so the
+    query reads backwards from the newest row and stops at `limit`; state and EnvId use indexes."""
     r, m = t.queue_recipients, t.queue_messages
     q = (sa.select(r.c.id, m.c.id, m.c.sender, r.c.rcpt, r.c.state, r.c.attempts, r.c.next_attempt_at, r.c.last_text,
-                   r.c.created_at).join(m, r.c.message_id == m.c.id).order_by(r.c.id).limit(limit))
+                   r.c.created_at).join(m, r.c.message_id == m.c.id).order_by(r.c.id.desc()).limit(limit))
     if state:
         q = q.where(r.c.state == state)
+    if env_id is not None:
+        q = q.where(r.c.message_id == env_id)
+    if rcpt:
+        q = q.where(r.c.rcpt.icontains(rcpt, autoescape=True))
+    if since is not None:
+        q = q.where(r.c.created_at >= since)
     rows = [QueueRow(a, str(b), c, d, e, f, g, h, i) for a, b, c, d, e, f, g, h, i in conn.execute(q)]
     counts = dict(conn.execute(sa.select(r.c.state, sa.func.count()).group_by(r.c.state)).all())
     return rows, counts

@@ -3,6 +3,7 @@
 - source: YAML with file:line:col on every node; schema: the JSON Schema; model: the typed spec
 - validators: the semantic checks (limits R4, R11, R16-R19, R22, R28; R5/R6 domain rules; R14)
 - limits: every numeric limit of the guide as one table; recipients: list files (R17, R18)
+- templates: every template against every recipient list it can be sent to (R18, R19, R29)
 - emails, secrets, issues: addresses, `{env:}`/`{file:}` references, the error report
 
 Imports nothing of mailcore's: every other package may import it.
@@ -20,6 +21,7 @@ from .model import AccountSpec, build_spec
 from .source import SourceDoc, load_source
 from .validators import Context, run_all
 from . import webhooks  # noqa: E402,F401  (registers the webhook-target validator)
+from . import templates  # noqa: E402,F401  (registers the template-lists validator)
 
 __all__ = ["Loaded", "load_account", "AccountSpec", "Issue", "Location", "Report", "ERROR", "WARNING"]
 

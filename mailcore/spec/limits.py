@@ -5,6 +5,7 @@ keyword that enforces a row with `"x-limit": "<id>"`; a test checks the two agre
 """
 from __future__ import annotations
 
+import re
 from typing import NamedTuple
 
 
@@ -41,6 +42,9 @@ LIMITS: dict[str, Limit] = {
 
 # The template variables a recipient list column or a template may use (R18, R19).
 TEMPLATE_VARIABLES = ("EAddr", "UserName", "NickName", "Gender", "Birthday", "Mobile")
+# A variable as the renderer replaces it (mailcore.message.render uses this pattern, so what
+# validate checks against the recipient lists is what a send fills in): group 1 is its name.
+VARIABLE_PATTERN = re.compile(r"\{(" + "|".join(TEMPLATE_VARIABLES) + r")\}")
 
 EVENT_TYPES = ("Deliver:SendSuccessfully", "Deliver:SendFailed", "Deliver:Open", "Deliver:Click")
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .files import FileRefused, read_capped
+from .issues import Location
 from .recipients import RecipientFile, load_recipients
 from .secrets import SecretRef, parse_ref
 from .source import SourceDoc
@@ -88,6 +89,8 @@ class TemplateSpec:
     body_file: Path | None
     path: tuple
     body_error: str | None = None  # why body_file was not read (outside the config directory, too large)
+    subject_at: Location | None = None  # where the subject's value starts in its YAML file
+    body_at: Location | None = None  # where an inline body's value starts
 
     def content_digest(self) -> str:
         """What an approval is bound to (R20): subject, sender name and body."""
@@ -276,7 +279,8 @@ def build_spec(doc: SourceDoc, environ=None) -> AccountSpec:
             except (OSError, UnicodeDecodeError):
                 body = None
         spec.templates.append(TemplateSpec(t["name"], t["subject"], _str(t, "nick_name", ""), body, body_file, path,
-                                           body_error))
+                                           body_error, doc.value_at.get(path + ("subject",)),
+                                           None if body_file else doc.value_at.get(path + ("body",))))
 
     allow = data.get("ip_allowlist")
     if isinstance(allow, dict):

@@ -27,10 +27,22 @@ class RecipientFile:
     rows: list[tuple] = field(default_factory=list)  # (EAddr, UserName, NickName, Gender, Birthday, Mobile)
     issues: list[Issue] = field(default_factory=list)
     digest: str = ""  # sha256 of the normalised rows, what the store compares
+    lines: list[int] = field(default_factory=list)  # the file's line number of each row
+    columns: tuple = ()  # the variables the file has a column for (the header's, or by position)
+    header: bool = False  # the columns were named by a header line
 
     @property
     def addresses(self) -> list[str]:
         return [r[0] for r in self.rows]
+
+    def empty_rows(self, variable: str) -> tuple[int, int | None]:
+        """(how many rows leave `variable` empty, the file line of the first one). Empty is what
+        the renderer fills in as "": no value, or no column for it."""
+        idx = FIELDS.index(variable)
+        if variable not in self.columns:
+            return len(self.rows), (self.lines[0] if self.lines else None)
+        empty = [i for i, r in enumerate(self.rows) if r[idx] is None]
+        return len(empty), (self.lines[empty[0]] if empty else None)
 
 
 def _split(line: str) -> list[tuple[str, int]]:
@@ -98,6 +110,7 @@ def load_recipients(path: Path, list_path: tuple, *, root: Path | None = None, e
     username_max, nickname_max = limit("username-length"), limit("nickname-length")
     header_done = False
     rows = result.rows
+    width = 0  # without a header: the most fields a row has
     for lineno, line in enumerate(text.replace("\r\n", "\n").replace("\r", "\n").split("\n"), 1):
         if not line.strip() or line.lstrip().startswith("#"):
             continue
@@ -117,6 +130,8 @@ def load_recipients(path: Path, list_path: tuple, *, root: Path | None = None, e
                 if 0 not in columns:
                     err(lineno, 1, "the header has no {EAddr} column; the recipient address is required", "list-header")
                     return result
+                result.header = True
+                result.columns = tuple(FIELDS[c] for c in columns if c is not None)
                 continue
         values: list = [None] * len(FIELDS)
         for i, (value, col) in enumerate(fields):
@@ -152,8 +167,12 @@ def load_recipients(path: Path, list_path: tuple, *, root: Path | None = None, e
             continue
         seen[key] = lineno
         rows.append(tuple(values))
+        result.lines.append(lineno)
+        width = max(width, len(fields))
         if len(rows) == max_rows + 1:
             err(lineno, 1, f"{describe('max-list-rows')}; this file has more", "max-list-rows")
+    if not result.header:
+        result.columns = FIELDS[:min(width, len(FIELDS))]
     digest = hashlib.sha256()
     for r in rows:
         digest.update("\x1f".join(v or "" for v in r).encode())

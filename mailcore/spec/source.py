@@ -53,6 +53,26 @@ class SourceDoc:
         return p if p.is_absolute() else self.section_file(section).parent / p
 
 
+def locate_text(start: Location | None, needle: str) -> Location | None:
+    """Where `needle` (text inside a scalar, e.g. a template variable) first occurs in the YAML file
+    at or after `start`, the scalar's own position; `start` when the file no longer holds it."""
+    if start is None:
+        return None
+    try:
+        text = Path(start.file).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return start
+    lines = text.split("\n")
+    if start.line > len(lines):
+        return start
+    offset = sum(len(line) + 1 for line in lines[:start.line - 1]) + start.col - 1
+    found = text.find(needle, offset)
+    if found < 0:
+        return start
+    line = text.count("\n", 0, found) + 1
+    return Location(start.file, line, found - (text.rfind("\n", 0, found) + 1) + 1)
+
+
 def _loc(mark, file: str) -> Location:
     return Location(file, mark.line + 1, mark.column + 1)
 

@@ -17,6 +17,7 @@ from .emails import email_error
 from .issues import WARNING, Issue, Location
 from .limits import TEMPLATE_VARIABLES, describe, limit
 from .model import AccountSpec
+from .source import locate_text
 
 Validator = Callable[[AccountSpec, "Context"], Iterable[Issue]]
 VALIDATORS: dict[str, Validator] = {}
@@ -261,7 +262,7 @@ def _variable_issues(text: str, path: tuple, where: str, file: str | None, base:
             continue
         line = text.count("\n", 0, m.start()) + 1
         col = m.start() - (text.rfind("\n", 0, m.start()) + 1) + 1
-        loc = Location(file, line, col) if file else base
+        loc = Location(file, line, col) if file else locate_text(base, m.group(0))
         yield Issue(path, f"{where} uses unknown variable '{{{m.group(1)}}}'; variables are "
                     + ", ".join("{%s}" % v for v in TEMPLATE_VARIABLES) + " (R19)", "template-variable", location=loc)
 
@@ -274,7 +275,7 @@ def _templates(spec, ctx):
 @validator("template-content")
 def _template_content(spec, ctx):
     for t in spec.templates:
-        yield from _variable_issues(t.subject, t.path + ("subject",), f"subject of template '{t.name}'", None, None)
+        yield from _variable_issues(t.subject, t.path + ("subject",), f"subject of template '{t.name}'", None, t.subject_at)
         if t.body is None and t.body_file is None:
             continue  # neither body nor body_file: the schema reports it
         if t.body is None:
@@ -286,7 +287,7 @@ def _template_content(spec, ctx):
         if size > limit("template-body-bytes"):
             yield Issue(body_path, f"{describe('template-body-bytes')}; '{t.name}' has {size}", "template-body-bytes")
         yield from _variable_issues(t.body, body_path, f"body of template '{t.name}'",
-                                    str(t.body_file) if t.body_file else None, None)
+                                    str(t.body_file) if t.body_file else None, t.body_at)
         for m in re.finditer(r"<img\b[^>]*\bsrc\s*=\s*[\"']?(?!https?://)([^\"'\s>]+)", t.body, re.I):
             yield Issue(body_path, f"template '{t.name}' embeds image '{m.group(1)}'; images must be external http(s) URLs (R19)",
                         "template-image", WARNING)

@@ -219,3 +219,20 @@ def test_header_values_read_as_the_compat32_parser_reads_them(head):
     ours = header_values(head)
     for name in ("Message-ID", "Date", "Subject", "X-AliDM-Trace"):
         assert ours.get(name.lower()) == parsed.get(name), name
+
+
+def test_an_smtp_rcpt_of_a_list_alias_goes_to_every_row(cleanup, ready_store):
+    """R17: RCPT TO the alias from a batch sender: the message, as sent (To: the alias), to each row."""
+    raw = (b"From: newsletter@news.example.com\r\nTo: vip@news.example.com\r\nSubject: news\r\n\r\nbody line\r\n")
+    result = cleanup.submit_sync(Submission(ACCOUNT, "newsletter@news.example.com", [Recipient("VIP@news.example.com")],
+                                            "smtp", raw_message=raw))
+    assert result.recipients == 4
+    assert [r["rcpt"] for r in rows(ready_store, t.queue_recipients)] == [
+        "li.wei@example.com", "zhang.min@example.com", "chen.jing@example.net", "wang.fang@example.org"]
+    [msg] = rows(ready_store, t.queue_messages)
+    assert b"To: vip@news.example.com\r\n" in msg["content"] and dkim.verify(msg["content"], dnsfunc=dns_for(ready_store))
+    with pytest.raises(SubmitRefused) as exc:  # a trigger sender: refused, nothing written
+        cleanup.submit_sync(Submission(ACCOUNT, "orders@mail.example.com", [Recipient("vip@news.example.com")], "smtp",
+                                       raw_message=b"From: orders@mail.example.com\r\nSubject: x\r\n\r\nx\r\n"))
+    assert exc.value.reason == "sender-wrong-type" and "alias address of a recipient list" in exc.value.detail
+    assert len(rows(ready_store, t.queue_messages)) == 1

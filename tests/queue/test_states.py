@@ -45,7 +45,7 @@ def states(store):
 def test_hold_release_flush(queued):
     store, _ = queued
     with store.transaction() as conn:
-        ids = [r.id for r in queue.listing(conn)[0]]
+        ids = sorted(r.id for r in queue.listing(conn)[0])
         assert queue.hold(conn, ids[:2], NOW) == 2
     assert states(store) == ["hold", "hold", "incoming"]
     with store.transaction() as conn:
@@ -58,7 +58,40 @@ def test_hold_release_flush(queued):
         assert queue.flush(conn, None, NOW) == 2
         rows, counts = queue.listing(conn)
     assert counts == {"deferred": 2, "incoming": 1}
-    assert [r.state for r in rows] == ["deferred", "deferred", "incoming"]
+    assert [r.state for r in rows] == ["incoming", "deferred", "deferred"]  # newest first
+
+
+def test_listing_is_newest_first_and_filters(queued):
+    """Issue 14: state, EnvId, a case-insensitive recipient substring (LIKE's wildcards taken
+    literally), a first creation time and a limit, together in one query."""
+    store, first = queued
+    later = NOW + timedelta(days=2)
+    with store.transaction(immediate=True) as conn:
+        second = queue.enqueue(conn, _message(1), [{"rcpt": "Ann.Lee@Example.org"}, {"rcpt": "a_b@example.org"},
+                                                   {"rcpt": "axb@example.org"}], later)
+        held = [r.id for r in queue.listing(conn, env_id=second, rcpt="axb")[0]]
+        queue.hold(conn, held, later)
+
+    def rcpts(**kw):
+        with store.engine.connect() as conn:
+            return [r.rcpt for r in queue.listing(conn, **kw)[0]]
+
+    everyone = ["axb@example.org", "a_b@example.org", "Ann.Lee@Example.org", "r2@example.com", "r1@example.com",
+                "r0@example.com"]
+    assert rcpts() == everyone
+    assert rcpts(limit=2) == everyone[:2]
+    assert rcpts(state="hold") == ["axb@example.org"]
+    assert rcpts(state="incoming", env_id=second) == ["a_b@example.org", "Ann.Lee@Example.org"]
+    assert rcpts(env_id=first) == everyone[3:]
+    assert rcpts(env_id=10_000) == []
+    assert rcpts(rcpt="ann.LEE@example") == ["Ann.Lee@Example.org"]
+    assert rcpts(rcpt="a_b") == ["a_b@example.org"]  # _ is not a wildcard
+    assert rcpts(rcpt="%") == []
+    assert rcpts(since=later) == everyone[:3]
+    assert rcpts(since=later + timedelta(seconds=1)) == []
+    assert rcpts(since=NOW, rcpt="R1@") == ["r1@example.com"]
+    with store.engine.connect() as conn:
+        assert queue.listing(conn, state="hold")[1] == {"incoming": 5, "hold": 1}  # counts: the whole queue
 
 
 def _message(n: int) -> dict:

@@ -29,7 +29,7 @@ MINIMAL = FIXTURES / "valid" / "minimal"
 SPEC_SRC = REPO / "mailcore" / "spec"
 
 WARNING_IDS = {"domain-apex", "domain-purpose", "template-image", "allowlist-duplicate", "list-row-duplicate",
-               "notification-route", "topic-ref"}
+               "notification-route", "topic-ref", "template-list-variable-empty"}
 
 
 def case(name, expected, *, environ=None, foreign=None):
@@ -99,9 +99,12 @@ CASES = [
     case('nickname-length', [('lists/customers.csv', 2, 23, 'nickname-length')]),  # a {NickName} of 26 characters (R18)
     case('list-row-duplicate', [('lists/customers.csv', 4, 1, 'list-row-duplicate')]),  # WARNING: li.wei@example.com appears twice (case-insensitive)
     case('template-unique', [('templates.yaml', 7, 11, 'template-unique')]),  # template shipped twice
-    case('template-variable-subject', [('templates.yaml', 5, 14, 'template-variable')]),  # the subject uses {Username} (the variable is {UserName})
-    case('template-variable-body', [('templates.yaml', 6, 11, 'template-variable')]),  # the inline body uses {OrderId}
+    case('template-variable-subject', [('templates.yaml', 5, 20, 'template-variable')]),  # the subject uses {Username} (the variable is {UserName}); the finding points at the variable
+    case('template-variable-body', [('templates.yaml', 6, 21, 'template-variable')]),  # the inline body uses {OrderId}, at its own column inside the quoted scalar
     case('template-variable-body-file', [('templates/shipped.html', 4, 9, 'template-variable')]),  # templates/shipped.html uses {FirstName} on line 4
+    case('template-list-variable', [('templates.yaml', 6, 40, 'template-list-variable')]),  # the body uses {Birthday}; list vip-customers has no {Birthday} column (R18, R19)
+    case('template-list-variable-headerless', [('templates/weekly.html', 3, 11, 'template-list-variable')]),  # a header-less list whose rows all leave {NickName} empty; the body file uses it on line 3
+    case('template-list-variable-empty', [('templates.yaml', 5, 33, 'template-list-variable-empty')]),  # WARNING: 2 of 4 rows leave {NickName} empty, the first on lists/customers.csv:3
     case('template-body-file', [('templates.yaml', 6, 16, 'template-body-file')]),  # templates/missing.html does not exist
     case('template-image', [('templates.yaml', 6, 16, 'template-image')]),  # WARNING: the body embeds a local image (R19)
     case('allowlist-syntax', [('account.yaml', 33, 7, 'allowlist-syntax')]),  # 203.0.113.300 is not an IP
@@ -286,6 +289,10 @@ MESSAGES = [
     ("rule-unique", "rule 'deliveries'"),
     ("list-row-email", "'zhang.min@@example.com' is not a valid address"),
     ("template-variable-body-file", "unknown variable '{FirstName}'"),
+    ("template-list-variable", "uses {Birthday}, which a batch send to these lists cannot fill: list 'vip-customers' "
+                               "has no {Birthday} column (its columns: {EAddr}, {UserName})"),
+    ("template-list-variable-headerless", "list 'weekly-readers' leaves it empty in all 2 rows"),
+    ("template-list-variable-empty", "2 of 4 rows of list 'vip-customers' leave it empty (first: lists/customers.csv:3)"),
 ]
 
 

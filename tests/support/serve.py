@@ -38,10 +38,12 @@ class Mailcore:
         self.config, self.store_url, self.env = config, store_url, env
         self.current: Served | None = None
 
-    def start(self, stages: str | None = None) -> Served:
+    def start(self, stages: str | None = None, dev: bool = False) -> Served:
         args = [sys.executable, "-m", "mailcore", "serve", "--config", str(self.config), "--store", self.store_url]
         if stages:
             args += ["--stages", stages]
+        if dev:
+            args.append("--dev")
         proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=self.env, cwd=ROOT)
         served = Served(proc)
         deadline = time.monotonic() + 60

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
+from mailcore.account import send_details as details
 from mailcore.store import Store
 from mailcore.store import tables as t
 
@@ -126,23 +127,8 @@ class ApiQueries:
     # --- send details (R36) --------------------------------------------------------------------
     def send_details(self, account: str, *, sender: str | None, tag: str | None, rcpt: str | None,
                      status: int | None, start, end, after_id: int, limit: int) -> list[dict]:
-        """Recipients of accepted messages, oldest first, from recipient id `after_id` on (a cursor)."""
-        m, r = t.queue_messages, t.queue_recipients
-        q = (sa.select(r.c.id, r.c.rcpt, r.c.state, r.c.status, r.c.failed_type, r.c.last_text, r.c.created_at,
-                       r.c.done_at, m.c.sender, m.c.subject, m.c.tag)
-             .join(m, r.c.message_id == m.c.id)
-             .where(m.c.account_id == self._account_id(account), r.c.id >= after_id))
-        if sender:
-            q = q.where(m.c.sender == sender.lower())
-        if tag:
-            q = q.where(m.c.tag == tag)
-        if rcpt:
-            q = q.where(r.c.rcpt == rcpt.lower())
-        if status is not None:
-            q = q.where(r.c.status == status)
-        if start is not None:
-            q = q.where(r.c.created_at >= start)
-        if end is not None:
-            q = q.where(r.c.created_at <= end)
+        """Recipients of accepted messages, oldest first, from recipient id `after_id` on (a cursor):
+        the queue's query (`mailcore.account.send_details.query`), which `mailcore send details` shares."""
         with self.store.engine.connect() as conn:
-            return [dict(x) for x in conn.execute(q.order_by(r.c.id).limit(limit + 1)).mappings()]
+            return details.query(conn, account, sender=sender, tag=tag, rcpt=rcpt, status=status, start=start,
+                                 end=end, after_id=after_id, limit=limit)

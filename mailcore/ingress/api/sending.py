@@ -14,7 +14,7 @@ from email.utils import formataddr
 from starlette.concurrency import run_in_threadpool
 
 from mailcore.spec.emails import address_error, email_error
-from mailcore.cleanup.submission import Recipient, Submission, SubmitRefused, SubmitResult
+from mailcore.cleanup.submission import Recipient, Submission, SubmitRefused, SubmitResult, ip_not_allowed
 
 from .context import ActionContext
 from .errors import ApiError
@@ -236,7 +236,7 @@ def batch_submission(ctx: ActionContext, p: Params) -> Submission:
 async def _check_ip(ctx: ActionContext) -> None:
     """R28: with the account's allow-list on, only listed client addresses may send."""
     if not await ctx.ip_allowed((ctx.account, ctx.client_ip)):
-        raise ApiError.from_refusal(SubmitRefused("ip-not-allowed", ctx.client_ip))
+        raise ApiError.from_refusal(ip_not_allowed(ctx.client_ip))
 
 
 async def _submit(ctx: ActionContext, submission: Submission) -> dict:

@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
 from mailcore.account import replyto
-from mailcore.cleanup.submission import Recipient, Submission, SubmitRefused
+from mailcore.cleanup.submission import Recipient, Submission, SubmitRefused, ip_not_allowed
 
 from .context import ActionContext
 from .errors import ApiError
@@ -46,7 +46,7 @@ def verification_submission(account: str, requested: replyto.Requested) -> Submi
 async def check_reply_to_mail_address(ctx: ActionContext, p: Params) -> dict:
     sender_id = p.int("MailAddressId", required=True)
     if not await ctx.ip_allowed((ctx.account, ctx.client_ip)):  # R28: it sends mail
-        raise ApiError.from_refusal(SubmitRefused("ip-not-allowed", ctx.client_ip))
+        raise ApiError.from_refusal(ip_not_allowed(ctx.client_ip))
     try:
         requested = await run_in_threadpool(ctx.reply_to.request, ctx.account, sender_id, ctx.base_url)
     except replyto.ReplyToError as exc:

@@ -11,7 +11,8 @@ from typing import Awaitable, Callable
 from aiosmtpd.smtp import TLSSetupException
 
 from mailcore.account.catalog import SENDABLE_DOMAIN_STATUSES, Catalog, SenderView
-from mailcore.cleanup.submission import Recipient, Submission, SubmitRefused, Submitter
+from mailcore.cleanup.submission import (Recipient, Submission, SubmitRefused, Submitter, ip_not_allowed,
+                                        sender_not_active)
 from mailcore.spec.emails import address_error
 
 from .limits import AuthGuard, ConnectionLimits
@@ -125,7 +126,7 @@ class SubmissionHandler:
         view, ip_allowed = await self.lookups.sender_and_ip(authenticated.address, server.client_ip)
         reason = self.sender_refusal(view, ip_allowed)
         if reason:
-            return self._refuse(server, reason, f"from=<{address}>")
+            return self._refuse(server, reason, f"from=<{address}>", self._explained(reason, view, server.client_ip))
         envelope.mail_from, envelope.sender, envelope.dsn = address, view, dsn
         envelope.mail_options.extend(mail_options)
         return reply("mail-ok")
@@ -144,6 +145,15 @@ class SubmissionHandler:
             return "domain-unverified"
         if self.clock() < view.created_at + timedelta(seconds=self.settings.activation_delay_seconds):
             return "sender-not-active"
+        return None
+
+    def _explained(self, reason: str, view: SenderView | None, client_ip: str) -> SubmitRefused | None:
+        """The refusals that say what to change (the allow-list, the activation delay), with their facts."""
+        if reason == "ip-not-allowed":
+            return ip_not_allowed(client_ip)
+        if reason == "sender-not-active":
+            return sender_not_active(view.created_at, self.settings.activation_delay_seconds, self.clock(),
+                                     view.account_timezone)
         return None
 
     async def handle_RCPT(self, server: SubmissionSMTP, session, envelope: SubmissionEnvelope,
@@ -190,7 +200,7 @@ class SubmissionHandler:
         except SubmitRefused as exc:
             log.info("client=%s from=<%s> nrcpt=%d: refused by cleanup: %s", server.client_ip, view.address,
                      len(envelope.rcpt_tos), exc)
-            return exc.refusal.smtp
+            return exc.smtp
         except asyncio.CancelledError:
             raise  # the connection went away; the shielded submission still completes
         except Exception:
@@ -223,6 +233,7 @@ class SubmissionHandler:
         return reply("bad-sender-address" if kind == "mail" else "bad-rcpt-address",
                      why=" ".join(why.encode("ascii", "backslashreplace").decode().split())[:200])
 
-    def _refuse(self, server: SubmissionSMTP, reason: str, detail: str) -> str:
-        log.info("client=%s %s: refused: %s", server.client_ip, detail, reason)
-        return refusal(reason)
+    def _refuse(self, server: SubmissionSMTP, reason: str, detail: str, explained: SubmitRefused | None = None) -> str:
+        log.info("client=%s %s: refused: %s%s", server.client_ip, detail, reason,
+                 f" ({explained.detail})" if explained else "")
+        return explained.smtp if explained else refusal(reason)

@@ -257,3 +257,112 @@ def test_a_malformed_client_token_is_refused(api, token):
     assert refused(lambda: api.client().single_send_mail_with_options(single(), with_token(token))) \
         == ("InvalidParameter", 400)
     assert api.submitter.submissions == []
+
+
+def refusal_message(call) -> tuple[str, int, str]:
+    with pytest.raises(ClientException) as exc:
+        call()
+    return exc.value.code, exc.value.status_code, exc.value.message
+
+
+def test_the_allow_list_refusal_names_the_list_and_the_client(api, applied_store):
+    """Issue 14: the 403 says which list, which address and what to change; the code is the documented one."""
+    import sqlalchemy as sa
+
+    from mailcore.store import tables as t
+    with applied_store.transaction() as conn:
+        conn.execute(sa.update(t.accounts).values(allowlist_enabled=True))  # the example list excludes 127.0.0.1
+    code, status, message = refusal_message(lambda: api.client().single_send_mail(single()))
+    assert (code, status) == ("Forbidden", 403)
+    assert "Client 127.0.0.1 is not in the account's IP allow-list (config ip_allowlist); add it or set " \
+           "ip_allowlist.enabled: false" in message
+    assert api.submitter.submissions == []
+
+
+def test_the_activation_refusal_gives_the_time_left_in_the_accounts_timezone(cleanup_api, ready_store):
+    """Issue 14 (R15): the 400 says when the new sender becomes active, in the account's timezone, and how
+    long that is; a send at that moment is accepted."""
+    from datetime import datetime, timedelta, timezone
+
+    import sqlalchemy as sa
+
+    from mailcore.store import tables as t
+    now = datetime(2026, 12, 4, 23, 0, 0, tzinfo=timezone.utc)
+    with ready_store.transaction() as conn:
+        conn.execute(sa.update(t.senders).where(t.senders.c.address == SENDER).values(
+            created_at=now - timedelta(seconds=75)))
+    cleanup_api.submitter.clock = lambda: now
+    code, status, message = refusal_message(lambda: cleanup_api.client().single_send_mail(single()))
+    assert (code, status) == ("InvalidMailAddressStatus.Malformed", 400)
+    assert "new senders wait 10 min): it becomes active at 2026-12-05 07:08:45 UTC+08:00 (Asia/Shanghai), " \
+           "in 8 min 45 s; try again then" in message
+    assert queued(ready_store) == []
+    cleanup_api.submitter.clock = lambda: now + timedelta(seconds=525)
+    assert cleanup_api.client().single_send_mail(single()).body.env_id
+
+
+# --- a list's alias address as ToAddress (R17), real cleanup ------------------------------------
+
+NEWSLETTER = "newsletter@news.example.com"  # the example's batch sender
+VIP = ["li.wei@example.com", "zhang.min@example.com", "chen.jing@example.net", "wang.fang@example.org"]
+
+
+def queued_recipients(store) -> list[dict]:
+    import sqlalchemy as sa
+
+    from mailcore.store import tables as t
+    with store.engine.connect() as conn:
+        return [dict(r) for r in conn.execute(sa.select(t.queue_recipients).order_by(t.queue_recipients.c.id)).mappings()]
+
+
+def test_to_address_of_a_list_alias_sends_to_every_row_with_its_variables(cleanup_api, ready_store):
+    """R17: the alias addresses the list; with a template, each row is rendered with its own variables
+    (as BatchSendMail expands a list), the request's TemplateData filling what the row lacks."""
+    from datetime import datetime, timezone
+
+    import sqlalchemy as sa
+
+    from mailcore.message.render import render
+    from mailcore.store import tables as t
+    client = cleanup_api.client()
+    tpl = client.query_template_by_param(dm.QueryTemplateByParamRequest(key_word="vip")).body.data.template[0]
+    env_id = client.single_send_mail(single(account_name=NEWSLETTER, to_address="VIP@news.example.com", text_body=None,
+                                            template=dm.SingleSendMailRequestTemplate(
+                                                template_id=tpl.template_id,
+                                                template_data={"UserName": "Everyone", "Mobile": "1"}))).body.env_id
+    rcpts = queued_recipients(ready_store)
+    assert [r["rcpt"] for r in rcpts] == VIP
+    assert rcpts[0]["variables"] == {"UserName": "Li Wei", "NickName": "Wei", "Gender": "Mr", "Birthday": "1988/03/14",
+                                     "Mobile": "13800000001", "EAddr": "li.wei@example.com"}
+    with ready_store.engine.connect() as conn:
+        msg = conn.execute(sa.select(t.queue_messages).where(t.queue_messages.c.id == int(env_id))).mappings().one()
+    out = render(cleanup_api.submitter.signer, dict(msg), rcpts[1], datetime.now(timezone.utc))
+    assert b"Dear Zhang Min," in out and b"To: zhang.min@example.com" in out
+
+
+def test_to_address_with_an_alias_and_an_address_builds_one_message_to_both(cleanup_api, ready_store):
+    """Inline content: one message whose To: is what the caller wrote (the alias, not 4 rows), delivered
+    to every row and the extra address once (li.wei appears in both and is sent once)."""
+    import sqlalchemy as sa
+
+    from mailcore.store import tables as t
+    cleanup_api.client().single_send_mail(single(account_name=NEWSLETTER,
+                                                 to_address="vip@news.example.com,extra@example.org,li.wei@example.com"))
+    assert [r["rcpt"] for r in queued_recipients(ready_store)] == VIP + ["extra@example.org"]
+    with ready_store.engine.connect() as conn:
+        content = conn.execute(sa.select(t.queue_messages.c.content)).scalar()
+    assert b"To: vip@news.example.com, extra@example.org, li.wei@example.com\r\n" in content
+    assert b"zhang.min" not in content
+
+
+def test_a_trigger_sender_cannot_send_to_a_list_alias(cleanup_api, ready_store):
+    code, status, message = refusal_message(lambda: cleanup_api.client().single_send_mail(
+        single(to_address="weekly@news.example.com")))
+    assert (code, status) == ("InvalidMailAddressSendType.Malformed", 400)
+    assert queued_recipients(ready_store) == []
+
+
+def test_receivers_name_may_be_the_lists_alias(cleanup_api, ready_store):
+    cleanup_api.client().batch_send_mail(dm.BatchSendMailRequest(
+        account_name=NEWSLETTER, address_type=1, template_name="vip-offer", receivers_name="vip@news.example.com"))
+    assert [r["rcpt"] for r in queued_recipients(ready_store)] == VIP

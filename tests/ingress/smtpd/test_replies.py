@@ -274,3 +274,46 @@ def test_getaddr_matches_aiosmtpd(arg, local_part_limit):
     ours.local_part_limit = theirs.local_part_limit = local_part_limit
     assert ours._getaddr(arg) == theirs._getaddr(arg)
     assert sum(bool(_SIMPLE_PATH.fullmatch(a)) for a in PATHS) >= 12  # the fast path is taken for the common forms
+
+
+EXPLAIN_FACTS = {  # every REFUSALS row that says what to change, with facts to fill it
+    "ip-not-allowed": {"client_ip": "203.0.113.9"},
+    "sender-not-active": {"delay": "10 min", "active_at": "2026-12-05 00:10:00 UTC+08:00",
+                          "timezone": "Asia/Shanghai", "left": "5 min"},
+}
+
+
+def test_every_explained_refusal_keeps_the_guides_code_and_says_what_to_change():
+    from mailcore.cleanup.submission import SubmitRefused
+    assert {r for r, row in REFUSALS.items() if row.explain} == set(EXPLAIN_FACTS)
+    for reason, facts in EXPLAIN_FACTS.items():
+        refused = SubmitRefused.explained(reason, **facts)
+        line = refused.smtp
+        assert line.split(" ", 2)[:2] == REFUSALS[reason].smtp.split(" ", 2)[:2], reason
+        assert all(str(v) in line for v in facts.values()) and line.isascii() and "\n" not in line, line
+        assert SubmitRefused(reason, refused.detail).smtp == line  # what crosses the cleanup process boundary
+        assert SubmitRefused(reason).smtp == REFUSALS[reason].smtp  # no facts: the row's short text
+
+
+def test_the_allowlist_refusal_text():
+    from mailcore.cleanup.submission import ip_not_allowed
+    assert ip_not_allowed("203.0.113.9").smtp == ("554 5.7.1 Client 203.0.113.9 is not in the account's IP allow-list "
+                                                  "(config ip_allowlist); add it or set ip_allowlist.enabled: false")
+
+
+@pytest.mark.parametrize("seconds, text", [(0, "0 s"), (0.2, "1 s"), (59, "59 s"), (60, "1 min"), (570, "9 min 30 s"),
+                                           (3600, "1 h"), (7500, "2 h 5 min"), (-5, "0 s")])
+def test_durations_read_as_people_say_them(seconds, text):
+    from mailcore.cleanup.submission import duration
+    assert duration(seconds) == text
+
+
+def test_activation_time_in_the_accounts_timezone_or_utc():
+    from mailcore.cleanup.submission import sender_not_active
+    created = dt.datetime(2026, 12, 4, 16, 0, tzinfo=dt.timezone.utc)
+    now = created + dt.timedelta(seconds=100)
+    ny = sender_not_active(created, 600, now, "America/New_York").smtp
+    assert "active at 2026-12-04 11:10:00 UTC-05:00 (America/New_York), in 8 min 20 s" in ny
+    assert "active at 2026-12-04 16:10:00 UTC+00:00 (UTC)" in sender_not_active(created, 600, now, "Nowhere/Else").smtp
+    naive = sender_not_active(created.replace(tzinfo=None), 600, now, None).smtp  # SQLite hands back naive UTC
+    assert "2026-12-04 16:10:00 UTC+00:00 (UTC), in 8 min 20 s" in naive

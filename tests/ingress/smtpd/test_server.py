@@ -7,7 +7,7 @@ import base64
 import json
 import smtplib
 import socket
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 import pytest
 import sqlalchemy as sa
@@ -195,7 +195,10 @@ def test_sending_as_another_address_is_refused(smtpd, client_tls):
 def test_client_outside_the_allowlist_is_refused(smtpd, client_tls, smtp_store):
     set_rows(smtp_store, t.accounts, sa.true(), allowlist_enabled=True)  # the example's list excludes 127.0.0.1
     c = logged_in(smtpd, client_tls)
-    assert line(*c.mail(ORDERS)) == refused("ip-not-allowed")
+    # the reply names the list, the client's address and the way out (issue 14); the code is the guide's
+    assert line(*c.mail(ORDERS)) == ("554 5.7.1 Client 127.0.0.1 is not in the account's IP allow-list "
+                                     "(config ip_allowlist); add it or set ip_allowlist.enabled: false")
+    assert refused("ip-not-allowed").startswith("554 5.7.1 ")
     c.quit()
 
 
@@ -252,10 +255,15 @@ def test_usable_domain_may_send(smtpd, client_tls, smtp_store):
 
 
 def test_new_sender_waits_for_the_activation_delay(smtpd, client_tls, smtp_store, clock):
+    clock.now = datetime(2026, 12, 4, 16, 0, 0, tzinfo=timezone.utc)
     created = clock.now - timedelta(seconds=30)
     set_rows(smtp_store, t.senders, t.senders.c.address == ORDERS, created_at=created)
     c = logged_in(smtpd, client_tls)
-    assert line(*c.mail(ORDERS)) == refused("sender-not-active")
+    # the time left and the moment it ends, in the account's timezone (issue 14); the code is the guide's
+    assert line(*c.mail(ORDERS)) == ("451 4.7.1 Sender address not active yet (new senders wait 10 min): it becomes "
+                                     "active at 2026-12-05 00:09:30 UTC+08:00 (Asia/Shanghai), in 9 min 30 s; "
+                                     "try again then")
+    assert refused("sender-not-active").startswith("451 4.7.1 ")
     c.rset()
     clock.now = created + timedelta(seconds=smtpd.settings.activation_delay_seconds)
     assert send(c)[-1].startswith("250 2.0.0 Data Ok")
