@@ -42,16 +42,20 @@ def validate(c, config="config"):
 DNS_HELP = {"dns": "also the domains' DNS records through Pulumi (default; --no-dns: the store only)"}
 
 
-@task(help={**CONFIG_HELP, "json": "print the plan as JSON", **DNS_HELP})
-def plan(c, config="config", store=None, json=False, dns=True):
+@task(help={**CONFIG_HELP, "json": "print the plan as JSON (same as --format json)", **DNS_HELP,
+            "format": "text (default), json, or markdown (a pull-request comment)",
+            "out": "also save the plan to this file, for `invoke apply FILE`"})
+def plan(c, config="config", store=None, json=False, dns=True, format=None, out=None):
     """Show what apply would change, store and DNS (exit 0: no changes, 3: changes, 2: error)."""
-    _run(account_cmds.plan, config, store, json, dns)
+    _run(account_cmds.plan, config, store, json, dns, out, format)
 
 
-@task(help={**CONFIG_HELP, **DNS_HELP})
-def apply(c, config="config", store=None, dns=True):
-    """Apply DNS through Pulumi, then the store in one locked transaction (all or nothing)."""
-    _run(account_cmds.apply, config, store, dns)
+@task(help={**CONFIG_HELP, **DNS_HELP, "plan": "a plan saved by `invoke plan --out FILE`: apply exactly it, "
+                                               "refused if the config, the store or DNS moved since"})
+def apply(c, config="config", store=None, dns=True, plan=None):  # invoke has no optional positionals: --plan FILE
+    """Apply DNS through Pulumi, then the store in one locked transaction (all or nothing); with
+    --plan FILE, exactly the plan `invoke plan --out FILE` saved."""
+    _run(account_cmds.apply, config, store, dns, plan)
 
 
 @task(help=CONFIG_HELP)

@@ -16,6 +16,7 @@ requirement ids, R1..R38 of the guide's catalogue, it implements):
     delivery/  outbound SMTP, bounce classification (R25, R27, R33), the invalid base (R37)
     notify/    events to the operator's endpoints: rules, http, queues, topics (R21-R26)
     harness/   the fake MX and its pytest plugin (tests, users' own tests)
+    testing/   the whole mail core as a pytest fixture, on a virtual clock (users' own tests)
     service.py runs the stages (`invoke serve`)
     cli/       what the invoke tasks and `python -m mailcore` do
 

@@ -15,6 +15,7 @@ here and handed to the Pulumi CLI (and thus the provider plugin) as an environme
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -314,6 +315,21 @@ class DnsStack:
                 return None
         steps = [PlannedStep("same", name, RESOURCE_TYPE) for name, _ in declared]
         return PreviewSummary({"same": len(steps) + 1}, steps)
+
+    def checkpoint_fingerprint(self) -> str:
+        """A sha256 of what the checkpoint holds (each resource's urn, inputs and outputs, pending
+        operations), for a saved plan to notice that an apply ran since; "none" while it holds nothing."""
+        try:
+            latest = json.loads(self.state_file().read_text())["checkpoint"].get("latest") or {}
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return "none"
+        held = sorted(([r.get("urn"), r.get("inputs"), r.get("outputs")] for r in latest.get("resources") or []),
+                      key=lambda r: str(r[0]))
+        if not held and not latest.get("pending_operations"):
+            return "none"  # a stack a preview created holds nothing yet: the same as none
+        text = json.dumps({"resources": held, "pending": latest.get("pending_operations") or []},
+                          sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()
 
     def managed_names(self) -> set[str]:
         """The RFC 2136 record sets (``domain/kind``) the stack's checkpoint holds."""

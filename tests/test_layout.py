@@ -14,6 +14,7 @@ PACKAGES = ("mailcore", "provision")
 MAY_IMPORT = {
     "mailcore.__main__": {"mailcore.cli"},
     "mailcore.cli": {"*"},
+    "mailcore.testing": {"*"},  # the mail core as a pytest fixture (users' own tests): a top layer like cli
     "mailcore.service": {"mailcore.ingress", "mailcore.cleanup", "mailcore.queue", "mailcore.delivery", "mailcore.notify",
                          "mailcore.message", "mailcore.account", "mailcore.spec", "mailcore.store"},
     "mailcore.ingress": {"mailcore.cleanup", "mailcore.account", "mailcore.delivery", "mailcore.spec", "mailcore.store",

@@ -15,11 +15,13 @@ from mailcore.cli.common import (
     CommandError,
     config_box,
     console,
+    err_console,
     load_config,
     store_at,
 )
 from mailcore.plan import ApplyRefused, LockBusy, actor, apply_config, make_plan, utcnow
-from mailcore.plan.render import render_text, to_json
+from mailcore.plan import planfile
+from mailcore.plan.render import render_dns_text, render_markdown, render_text, to_json
 from mailcore.spec import load_account
 from mailcore.store.crypto import MasterKeyError, SecretBox
 
@@ -38,45 +40,87 @@ def dns_secret_box() -> SecretBox:
         raise CommandError(f"{exc} (DNS needs it: it derives the Pulumi state passphrase)") from None
 
 
-def plan(config: str, store_url: str | None = None, as_json: bool = False, dns: bool = True) -> int:
-    """The store diff and (unless dns=False) the DNS diff; exit 3 when either has changes."""
+PLAN_FORMATS = ("text", "json", "markdown")
+
+
+def plan(config: str, store_url: str | None = None, as_json: bool = False, dns: bool = True,
+         out: str | None = None, fmt: str | None = None) -> int:
+    """The store diff and (unless dns=False) the DNS diff; exit 3 when either has changes.
+    ``fmt``: text (default), json or markdown (a pull-request comment); ``out``: also save the
+    plan with the fingerprints `apply FILE` checks."""
+    fmt = fmt or ("json" if as_json else "text")
+    if fmt not in PLAN_FORMATS:
+        raise CommandError(f"unknown plan format {fmt!r}; use one of {', '.join(PLAN_FORMATS)}")
     store = store_at(store_url)
     loaded = load_config(config, store)
     box = config_box(loaded)
     try:
         with store.transaction() as conn:
             p, _ = make_plan(conn, loaded, box, utcnow())
+            store_fp = planfile.store_fingerprint(conn, loaded.spec.name, box) if out else None
     except MasterKeyError as exc:
         raise CommandError(str(exc)) from None
-    dns_changes = False
-    dns_refusals: list[str] = []
-    if as_json:
-        out = to_json(p)
-        if dns:
-            from mailcore.cli import dns as dnscommands
-            dp = dnscommands.plan_dns(dnscommands.prepare(loaded, store, dns_secret_box()))
-            out["dns"] = {"changes": len(dp.steps), "steps": dp.steps, "refusals": dp.refusals, "warnings": dp.warnings}
-            out["refusals"] = out["refusals"] + dp.refusals
-            dns_changes, dns_refusals = bool(dp.steps), dp.refusals
-        print(json.dumps(out, indent=2, ensure_ascii=False))
+    dp = ctx = None
+    if dns:
+        from mailcore.cli import dns as dnscommands
+        ctx = dnscommands.prepare(loaded, store, dns_secret_box())
+        dp = dnscommands.plan_dns(ctx)
+    doc = to_json(p)
+    if dp is not None:
+        doc["dns"] = {"changes": len(dp.steps), "steps": dp.steps, "refusals": dp.refusals, "warnings": dp.warnings}
+        doc["refusals"] = doc["refusals"] + dp.refusals
+    if fmt == "json":
+        print(json.dumps(doc, indent=2, ensure_ascii=False))
+    elif fmt == "markdown":
+        print(render_markdown(doc), end="")
     else:
         render_text(p, console, title=f"Store plan for account {p.account} ({store!r})")
-        if dns:
-            from mailcore.cli import dns as dnscommands
-            dns_changes, dns_refusals = dnscommands.preview(dnscommands.prepare(loaded, store, dns_secret_box()))
-    if p.refusals or dns_refusals:
+        if dp is not None:
+            render_dns_text(dp.steps, dp.refusals, dp.warnings, console)
+    refused = bool(doc["refusals"])
+    if out:
+        if refused:
+            err_console.print(f"not saving {out}: apply would refuse this plan", markup=False)
+        else:
+            fingerprints = {"config": planfile.config_fingerprint(loaded, box), "store": store_fp,
+                            "dns": dnscommands.fingerprint(ctx, dp) if dp is not None else None}
+            planfile.write(out, doc, account=p.account, dns=dns, fingerprints=fingerprints)
+            err_console.print(f"Saved this plan to {out}; `apply {out}` applies exactly it, or refuses if "
+                              "the config, the store or DNS moved since.", markup=False)
+    if refused:
         return EXIT_ERROR
+    dns_changes = bool(dp.steps) if dp is not None else False
     return EXIT_CHANGES if (p.has_changes or dns_changes) else EXIT_OK
 
 
-def apply(config: str, store_url: str | None = None, dns: bool = True) -> int:
+def _stale(exc: planfile.StalePlan) -> CommandError:
+    return CommandError(f"stale plan: {exc}; nothing was changed")
+
+
+def apply(config: str, store_url: str | None = None, dns: bool = True, plan_file: str | None = None) -> int:
     """DNS first (through Pulumi), then the store in one locked transaction. A refusal or a DNS
-    failure leaves the store as it was."""
+    failure leaves the store as it was. With ``plan_file`` (from `plan --out`): apply exactly that
+    plan, refused before anything is written when the config, the store or DNS moved since."""
     store = store_at(store_url)
     loaded = load_config(config, store)
     box = config_box(loaded)
     started = time.perf_counter()
-    also = None
+    also = expect = doc = None
+    if plan_file:
+        try:
+            doc = planfile.read(plan_file)
+            with store.transaction() as conn:
+                now_fp = {"config": planfile.config_fingerprint(loaded, box),
+                          "store": planfile.store_fingerprint(conn, loaded.spec.name, box)}
+            planfile.check(doc, plan_file, account=loaded.spec.name, dns=dns, current=now_fp)
+        except planfile.StalePlan as exc:
+            raise _stale(exc) from None
+        except MasterKeyError as exc:
+            raise CommandError(str(exc)) from None
+
+        def expect(conn):  # again under apply's lock: nothing may slip in between check and write
+            planfile.check(doc, plan_file, account=loaded.spec.name, dns=dns,
+                           current={"store": planfile.store_fingerprint(conn, loaded.spec.name, box)})
     if dns:
         from mailcore.cli import dns as dnscommands
         with store.transaction() as conn:  # refuse before touching DNS what the store apply would refuse
@@ -84,10 +128,18 @@ def apply(config: str, store_url: str | None = None, dns: bool = True) -> int:
         if p.refusals:
             raise CommandError(f"{p.refusals[0]}; nothing was changed")
         ctx = dnscommands.prepare(loaded, store, dns_secret_box(), persist=True)
+        if doc is not None:
+            try:
+                planfile.check(doc, plan_file, account=loaded.spec.name, dns=dns,
+                               current={"dns": dnscommands.fingerprint(ctx, dnscommands.plan_dns(ctx))})
+            except planfile.StalePlan as exc:
+                raise _stale(exc) from None
         dnscommands.up(ctx)
         also = dnscommands.also_drop_keys(ctx)
     try:
-        result = apply_config(store, loaded, box, also=also)
+        result = apply_config(store, loaded, box, also=also, expect=expect)
+    except planfile.StalePlan as exc:
+        raise CommandError(f"stale plan: {exc}; the store is unchanged") from None
     except (ApplyRefused, LockBusy, MasterKeyError) as exc:
         raise CommandError(f"{exc}; the store is unchanged") from None
     except sa.exc.IntegrityError as exc:

@@ -97,12 +97,14 @@ def plan_dns(ctx: DnsContext) -> DnsPlan:
     return DnsPlan(steps, refusals, warnings)
 
 
-def preview(ctx: DnsContext) -> tuple[bool, list[str]]:
-    """Print the DNS changes; (changes?, refusals)."""
-    from mailcore.plan.render import render_dns_text
-    p = plan_dns(ctx)
-    render_dns_text(p.steps, p.refusals, p.warnings, console)
-    return bool(p.steps), p.refusals
+def fingerprint(ctx: DnsContext, plan: DnsPlan) -> str:
+    """What a saved plan's DNS half was computed from: the Pulumi checkpoint and, per changed record
+    set, the operation and what live DNS held (not the new values: a new domain's keys are made at
+    apply). Another apply, a hand edit or a drift since the plan changes it."""
+    from mailcore.plan.planfile import digest
+    return digest({"checkpoint": ctx.dns.stack.checkpoint_fingerprint(),
+                   "steps": sorted([st["name"], st["op"], st["old"]] for st in plan.steps),  # Pulumi's order varies
+                   "refusals": sorted(plan.refusals)})
 
 
 def up(ctx: DnsContext) -> None:

@@ -40,11 +40,19 @@ def _account_commands(sub) -> None:
     p.set_defaults(run=lambda a: account.validate(a.config))
     p = sub.add_parser("plan", help="show what apply would change (exit 0: none, 3: changes, 2: error)")
     _with(p, _config, _store, _dns)
-    p.add_argument("--json", action="store_true", help="print the plan as JSON")
-    p.set_defaults(run=lambda a: account.plan(a.config, a.store, a.json, a.dns))
+    p.add_argument("--json", action="store_true", help="print the plan as JSON (same as --format json)")
+    p.add_argument("--format", dest="fmt", default=None, choices=account.PLAN_FORMATS,
+                   help="text (default), json, or markdown (a pull-request comment)")
+    p.add_argument("--out", default=None, help="also save the plan to this file, for `apply FILE`")
+    p.set_defaults(run=lambda a: account.plan(a.config, a.store, a.json, a.dns, a.out, a.fmt))
     p = sub.add_parser("apply", help="apply DNS through Pulumi, then the store in one transaction")
     _with(p, _config, _store, _dns)
-    p.set_defaults(run=lambda a: account.apply(a.config, a.store, a.dns))
+    p.add_argument("plan_file", nargs="?", default=None, metavar="FILE",
+                   help="a plan saved by `plan --out FILE`: apply exactly it, refused if the config, the store "
+                        "or DNS moved since")
+    p.add_argument("--plan", dest="plan_option", default=None, metavar="FILE", help="the same as FILE (as `invoke apply "
+                   "--plan FILE` takes it)")
+    p.set_defaults(run=lambda a: account.apply(a.config, a.store, a.dns, a.plan_file or a.plan_option))
     p = sub.add_parser("verify", help="check every domain's DNS records and store the result")
     _with(p, _config, _store)
     p.set_defaults(run=lambda a: account.verify(a.config, a.store))

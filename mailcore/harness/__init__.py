@@ -16,6 +16,7 @@ Use it::
     python -m mailcore.harness --port 2525 [--http-port 8025] [--scenario FILE] [--no-tls]
 
     pytest -p mailcore.harness.pytest_plugin   # fixtures fake_mx, fake_mx_factory, fake_mx_clock
+    pytest -p mailcore.testing.pytest_plugin   # these plus the whole mail core: mailcore_service, mailcore_clock
 
     from mailcore.harness.world import RecipientWorld   # a fake MX plus the DNS of dest.test, shop.test,
     with RecipientWorld() as world: ...                 # example.test (what `mailcore serve --dev` starts)

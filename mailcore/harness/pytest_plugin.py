@@ -8,6 +8,9 @@
   ``shop.example`` for it; ``mail_world.delivery_settings()`` routes the mail core there.
 * ``fake_mx_factory``: ``fake_mx_factory(scenario=None, **kwargs)`` starts more (a second MX that
   rejects at connect, one from a scenario file given as a path or a dict); all stopped after the test.
+
+The mail core itself as a fixture (``mailcore_service``, the virtual clock, expectations on outcomes
+and events) is in ``mailcore.testing.pytest_plugin``, which loads this plugin too.
 """
 from __future__ import annotations
 

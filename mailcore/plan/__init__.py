@@ -4,7 +4,8 @@
 - diff: the Plan, a value (creates, updates, deletes per kind)
 - apply: refusals (R4 domain with senders, R11 sender deletions per month, ...), the lock, and
   the writes in dependency order, in one transaction
-- render: the plan as text and JSON
+- render: the plan as text, JSON and markdown (a pull-request comment)
+- planfile: a saved plan (`plan --out`) and the fingerprints `apply FILE` checks (config, store, DNS)
 
 May import: spec, store.
 """
@@ -77,16 +78,19 @@ class ApplyResult:
 
 
 def apply_config(store: Store, loaded: Loaded, box: SecretBox | None, *, now: datetime | None = None,
-                 who: str | None = None, also=None) -> ApplyResult:
+                 who: str | None = None, also=None, expect=None) -> ApplyResult:
     """All or nothing: plan and apply inside one locked transaction. A plan without changes
     writes nothing; a refused plan raises ApplyRefused and leaves the store as it was.
     `also(conn, now) -> int` writes what travels with this apply (new domain keys) in the same
-    transaction and says how many rows it wrote."""
+    transaction and says how many rows it wrote. `expect(conn)` runs once the lock is held, before
+    anything is written, and raises to refuse (a saved plan whose store fingerprint moved)."""
     now = now or utcnow()
     name = f"apply:{loaded.spec.name}"
     ensure_lock_row(store, name)
     with store.transaction(immediate=True) as conn:
         acquire_lock(conn, store.dialect, name)
+        if expect is not None:
+            expect(conn)
         plan, account_id = make_plan(conn, loaded, box, now)
         if plan.refusals:
             raise ApplyRefused(plan.refusals[0])

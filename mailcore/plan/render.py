@@ -101,3 +101,68 @@ def render_dns_text(steps: list[dict], refusals: list[str], warnings: list[str],
         console.print(f"[yellow]warning: {escape(warning)}[/]")
     for refusal in refusals:
         console.print(f"[bold red]refused: {escape(refusal)}[/]")
+
+
+MD_SYMBOL = {CREATE: "+", UPDATE: "~", DELETE: "-", "replace": "-/+"}
+
+
+def _cell(text) -> str:
+    """A markdown table cell: pipes escaped, newlines as <br>, code spans for values."""
+    s = str(text).replace("\\", "\\\\").replace("|", "\\|").replace("\n", "<br>")
+    return s.replace("`", "'")
+
+
+def _md_value(value) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, dict) and "rows" in value and "digest" in value:
+        return f"{value['rows']} rows"
+    if isinstance(value, str) and (len(value) > LONG_TEXT or "\n" in value):
+        return f"({len(value.encode())} bytes)"
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return "<br>".join(f"`{_cell(v)}`" for v in value) or "—"
+    return f"`{_cell(json.dumps(value, ensure_ascii=False))}`"
+
+
+def render_markdown(doc: dict) -> str:
+    """The plan (as to_json gives it, with its "dns" part when DNS was planned) as a pull-request
+    comment: a summary line, a table of changes per kind, each change with its fields, the DNS
+    record sets with old -> new, refusals and warnings."""
+    s, dns = doc["summary"], doc.get("dns")
+    n_dns = len(dns["steps"]) if dns else 0
+    lines = [f"### mailcore plan: account `{_cell(doc['account'])}`", ""]
+    status = ("**Refused**: apply would change nothing until the refusals below are fixed." if doc["refusals"] else
+              "**No changes.** The store and DNS match the config." if not (doc["changes"] or n_dns) else
+              "**Changes**: merging applies them.")
+    dns_part = (f"; DNS: {n_dns} record set{'s' * (n_dns != 1)} to change" if dns else "; DNS not planned (--no-dns)")
+    lines += [f"{status} Store: {s[CREATE]} to create, {s[UPDATE]} to update, {s[DELETE]} to delete{dns_part}.", ""]
+    if doc["changes"]:
+        per_kind: dict[str, dict[str, int]] = {}
+        for c in doc["changes"]:
+            per_kind.setdefault(c["kind"], {CREATE: 0, UPDATE: 0, DELETE: 0})[c["action"]] += 1
+        lines += ["| Kind | Create | Update | Delete |", "|---|---:|---:|---:|"]
+        lines += [f"| {_cell(k)} | {v[CREATE]} | {v[UPDATE]} | {v[DELETE]} |" for k, v in per_kind.items()]
+        n = len(doc["changes"])
+        lines += ["", f"<details><summary>{n} change{'s' * (n != 1)} in the store, field by field</summary>", "",
+                  "| | Kind | Key | Field | Old | New |", "|---|---|---|---|---|---|"]
+        for c in doc["changes"]:
+            sym = MD_SYMBOL.get(c["action"], "~")
+            fields = c["fields"] if c["action"] != DELETE else {}
+            if not fields:
+                lines.append(f"| {sym} | {_cell(c['kind'])} | `{_cell(c['key'])}` | | | |")
+            for i, (name, f) in enumerate(fields.items()):
+                head = f"| {sym} | {_cell(c['kind'])} | `{_cell(c['key'])}` " if i == 0 else "| | | "
+                old = "" if c["action"] == CREATE else _md_value(f["old"])
+                lines.append(f"{head}| {_cell(name)} | {old} | {_md_value(f['new'])} |")
+        lines += ["", "</details>", ""]
+    if dns and dns["steps"]:
+        lines += ["#### DNS changes", "", "| | Record set | Old | New |", "|---|---|---|---|"]
+        for st in dns["steps"]:
+            old = "" if st["op"] == "create" else _md_value(st.get("old"))
+            new = "" if st["op"] == "delete" else _md_value(st.get("new"))
+            lines.append(f"| {MD_SYMBOL.get(st['op'], '~')} | `{_cell(st['name'])}` | {old} | {new} |")
+        lines.append("")
+    for title, items in (("Refusals", doc["refusals"]), ("Warnings", doc["warnings"] + (dns["warnings"] if dns else []))):
+        if items:
+            lines += [f"#### {title}", ""] + [f"- {_cell(x)}" for x in items] + [""]
+    return "\n".join(lines)

@@ -33,6 +33,7 @@ from mailcore.cleanup.process import CleanupUnavailable
 from mailcore.store import Store, StoreError
 from mailcore.cleanup.submission import Submitter
 
+from .actions import check_routing
 from .config_owned import CONFIG_OWNED, refuse
 from .context import ActionContext
 from .errors import ApiError, new_request_id
@@ -167,6 +168,7 @@ def create_app(store: Store, submitter: Submitter, *, clock: Callable[[], float]
     `base_url` is where links in mail (reply-to confirmation) point: the configured one, else this
     listener's own address (its socket, never the request's Host header); `max_body_bytes` caps a
     request body (default MAX_BODY_BYTES, 10 MiB)."""
+    check_routing((SEND_ACTIONS, REPLY_TO_ACTIONS, READ_ACTIONS), CONFIG_OWNED)  # the README's table is the truth
     catalog = catalog or Catalog(store)
     queries = ApiQueries(store)
     keys = TtlCache(_credential_loader(catalog), cache_seconds)
