@@ -20,7 +20,8 @@ from mailcore.cli import secrets as secret_cmds, send as send_cmds, serve as ser
 # Local secrets (written by `invoke secrets.init`); MAILCORE_ENV_FILE= (empty) turns this off.
 common.load_env_file(os.environ.get("MAILCORE_ENV_FILE", str(ROOT / ".env")))
 
-CONFIG_HELP = {"config": "the account's config directory (default: config)",
+DEFAULT_CONFIG = os.environ.get("MAILCORE_CONFIG", "config")
+CONFIG_HELP = {"config": "the account's config directory (default: $MAILCORE_CONFIG or config)",
                "store": "store URL (default: $MAILCORE_STORE_URL or sqlite under $MAILCORE_STATE_DIR, ./state)"}
 
 
@@ -34,7 +35,7 @@ def _run(fn, *args, **kwargs):
 
 
 @task(help={"config": CONFIG_HELP["config"]})
-def validate(c, config="config"):
+def validate(c, config=DEFAULT_CONFIG):
     """Check the config against the schema and every semantic rule; exit 2 on errors."""
     _run(account_cmds.validate, config)
 
@@ -45,21 +46,21 @@ DNS_HELP = {"dns": "also the domains' DNS records through Pulumi (default; --no-
 @task(help={**CONFIG_HELP, "json": "print the plan as JSON (same as --format json)", **DNS_HELP,
             "format": "text (default), json, or markdown (a pull-request comment)",
             "out": "also save the plan to this file, for `invoke apply FILE`"})
-def plan(c, config="config", store=None, json=False, dns=True, format=None, out=None):
+def plan(c, config=DEFAULT_CONFIG, store=None, json=False, dns=True, format=None, out=None):
     """Show what apply would change, store and DNS (exit 0: no changes, 3: changes, 2: error)."""
     _run(account_cmds.plan, config, store, json, dns, out, format)
 
 
 @task(help={**CONFIG_HELP, **DNS_HELP, "plan": "a plan saved by `invoke plan --out FILE`: apply exactly it, "
                                                "refused if the config, the store or DNS moved since"})
-def apply(c, config="config", store=None, dns=True, plan=None):  # invoke has no optional positionals: --plan FILE
+def apply(c, config=DEFAULT_CONFIG, store=None, dns=True, plan=None):  # invoke has no optional positionals: --plan FILE
     """Apply DNS through Pulumi, then the store in one locked transaction (all or nothing); with
     --plan FILE, exactly the plan `invoke plan --out FILE` saved."""
     _run(account_cmds.apply, config, store, dns, plan)
 
 
 @task(help=CONFIG_HELP)
-def verify(c, config="config", store=None):
+def verify(c, config=DEFAULT_CONFIG, store=None):
     """Check every domain's records against live DNS; store verified/usable/failed and report drift."""
     _run(account_cmds.verify, config, store)
 
@@ -67,13 +68,13 @@ def verify(c, config="config", store=None):
 @task(help={**CONFIG_HELP, "stages": "comma-separated subset of smtpd,api,qmgr,notify (default: all)",
             "dev": "development mode: loopback clients skip the IP allow-list and the activation delay; "
                    "delivery goes to a local fake MX (recipients @dest.test)"})
-def serve(c, config="config", store=None, stages=None, dev=False):
+def serve(c, config=DEFAULT_CONFIG, store=None, stages=None, dev=False):
     """Run the mail core: SMTP and API listeners per region, delivery, notifications."""
     _run(serve_cmds.serve, config, store, stages, dev)
 
 
 @task(name="demo", help={**CONFIG_HELP, "timeout": "seconds to wait for delivery (default 60)"})
-def dev_demo(c, config="config", store=None, timeout="60"):
+def dev_demo(c, config=DEFAULT_CONFIG, store=None, timeout="60"):
     """serve --dev in the background, one message by SMTP and one by the API, their delivery shown, stop."""
     from mailcore.cli import dev as dev_cmds
     _run(dev_cmds.demo, config, store, timeout)
@@ -95,7 +96,7 @@ def _review(action):
     extra = {"reason": "why (required to reject)"} if action == "reject" else {}
 
     @task(name=action, help={"name": "template name", "by": "who (default: $MAILCORE_ACTOR or the login)", **CONFIG_HELP, **extra})
-    def review_task(c, name, by=None, config="config", store=None, reason=None):
+    def review_task(c, name, by=None, config=DEFAULT_CONFIG, store=None, reason=None):
         _run(account_cmds.template_review, action, name, config, store, by, reason)
 
     review_task.__doc__ = {"submit": "Submit a draft or rejected template for review (R20).",
@@ -105,7 +106,7 @@ def _review(action):
 
 
 @task(help={"config": CONFIG_HELP["config"], "env_file": "where to write (default: .env)"})
-def secrets_init(c, config="config", env_file=".env"):
+def secrets_init(c, config=DEFAULT_CONFIG, env_file=".env"):
     """Generate local values for every secret the config references but the environment lacks."""
     _run(secret_cmds.init_secrets, config, env_file)
 
@@ -192,13 +193,13 @@ def queue_list(c, state=None, env_id=None, rcpt=None, since=None, limit=None, st
 @task(name="batch", help={"list": "recipient list name", "template": "approved template name", "sender": "a batch sender address",
                           "tag": "tag name", "address_type": "random or sender (R29)", "tracking": "open/click tracking",
                           **CONFIG_HELP})
-def send_batch(c, list, template, sender, tag=None, address_type="sender", tracking=False, config="config", store=None):
+def send_batch(c, list, template, sender, tag=None, address_type="sender", tracking=False, config=DEFAULT_CONFIG, store=None):
     """Queue a batch send job: recipient list x approved template (R29), with a progress bar."""
     _run(send_cmds.send_batch, config, store, list, template, sender, tag, address_type, tracking)
 
 
 @task(name="jobs", help={"limit": "jobs to show (default 50)", **CONFIG_HELP})
-def send_jobs(c, limit=50, config="config", store=None):
+def send_jobs(c, limit=50, config=DEFAULT_CONFIG, store=None):
     """List batch send jobs with status, request count and creation time."""
     _run(send_cmds.send_jobs, config, store, int(limit))
 
@@ -210,7 +211,7 @@ def send_jobs(c, limit=50, config="config", store=None):
                             "limit": "rows to show (default 100)", "after": "the next page: the id the last page named",
                             **CONFIG_HELP})
 def send_details(c, start=None, end=None, sender=None, rcpt=None, tag=None, result=None, limit=None, after=None,
-                 config="config", store=None):
+                 config=DEFAULT_CONFIG, store=None):
     """Send details (R36): each recipient's result, filtered by time (at most 30 days), sender, recipient, tag, result."""
     _run(send_cmds.send_details, config, store, start, end, sender, rcpt, tag, result, limit or 100, after)
 
@@ -220,19 +221,19 @@ _INVALID_HELP = {"start": "first day, YYYY-MM-DD (default: 30 days ago)", "end":
 
 
 @task(name="list", help=_INVALID_HELP)
-def invalid_list(c, start=None, end=None, keyword=None, config="config", store=None):
+def invalid_list(c, start=None, end=None, keyword=None, config=DEFAULT_CONFIG, store=None):
     """List the invalid-address base (R37): date range of at most 30 days, keyword filter."""
     _run(invalid_cmds.invalid_list, config, store, start, end, keyword)
 
 
 @task(name="export", help={**_INVALID_HELP, "output": "CSV file to write (default: invalid-addresses.csv)"})
-def invalid_export(c, start=None, end=None, keyword=None, output="invalid-addresses.csv", config="config", store=None):
+def invalid_export(c, start=None, end=None, keyword=None, output="invalid-addresses.csv", config=DEFAULT_CONFIG, store=None):
     """Export the invalid-address base as CSV, with the same filters as invalid.list."""
     _run(invalid_cmds.invalid_list, config, store, start, end, keyword, output)
 
 
 @task(name="verify", help={"address": "the sender address whose reply_to to verify", **CONFIG_HELP})
-def reply_to_verify(c, address, config="config", store=None):
+def reply_to_verify(c, address, config=DEFAULT_CONFIG, store=None):
     """Mail a sender's reply-to a link that confirms it (R13); valid 10 minutes, once per 10 minutes."""
     _run(send_cmds.reply_to_verify, config, store, address)
 

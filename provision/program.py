@@ -219,9 +219,11 @@ class DnsStack:
             if self._stack is None:
                 from pulumi import automation as auto
 
-                from .pulumi_cli import ensure_pulumi
+                from .pulumi_cli import default_cache_dir, ensure_pulumi
 
-                bin_dir = self.bin_dir or ensure_pulumi(progress=lambda _m: None)
+                # the first run obtains the CLI (a build takes minutes): say so as it goes, on stderr
+                quiet = (default_cache_dir() / "bin" / "pulumi").exists()
+                bin_dir = self.bin_dir or ensure_pulumi(progress=(lambda _m: None) if quiet else _say)
                 (self.root / "backend").mkdir(parents=True, exist_ok=True)
                 (self.root / "work").mkdir(parents=True, exist_ok=True)
                 cmd = auto.PulumiCommand(root=str(Path(bin_dir).parent))
@@ -472,3 +474,7 @@ def _line_splitter(progress: Progress) -> Callable[[str], None]:
             if line.strip():
                 progress(line.rstrip())
     return emit
+
+
+def _say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)

@@ -76,7 +76,14 @@ def test_an_event_no_rule_routes_is_named_so(tmp_path, mailcore_factory):
         mc.assert_event("Deliver:SendFailed", "nxbox@dest.test", endpoint="queue:dm-deliveries", timeout=1)
 
 
-def test_secrets_are_set_only_while_the_config_is_applied(mailcore_factory):
+@pytest.fixture
+def no_secrets_in_environ(monkeypatch):
+    """Whatever earlier tests of this process left in os.environ, the config's secrets are not there."""
+    for name in [*EXAMPLE_ENV, "MAILCORE_MASTER_KEY"]:
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_secrets_are_set_only_while_the_config_is_applied(no_secrets_in_environ, mailcore_factory):
     assert "DM_SMTP_PASSWORD_ORDERS" not in os.environ
     mc = mailcore_factory(ROOT / "config", env=EXAMPLE_ENV)
     assert mc.passwords[SENDER] == EXAMPLE_ENV["DM_SMTP_PASSWORD_ORDERS"]
@@ -94,7 +101,7 @@ def test_a_config_that_does_not_validate_is_one_error_listing_the_findings(tmp_p
     assert runner.world.dns is None and runner.store is None  # nothing left running
 
 
-def test_a_missing_secret_says_to_pass_it(tmp_path):
+def test_a_missing_secret_says_to_pass_it(no_secrets_in_environ, tmp_path):
     env = {k: v for k, v in EXAMPLE_ENV.items() if k != "DM_SMTP_PASSWORD_ORDERS"}
     runner = MailcoreRunner(ROOT / "config", tmp_path / "state", env=env)
     with pytest.raises(MailcoreConfigError, match="DM_SMTP_PASSWORD_ORDERS"):
