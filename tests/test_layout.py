@@ -22,7 +22,7 @@ MAY_IMPORT = {
     "mailcore.cleanup": {"mailcore.queue", "mailcore.message", "mailcore.account", "mailcore.store"},
     "mailcore.queue": {"mailcore.delivery", "mailcore.message", "mailcore.store"},
     "mailcore.delivery": {"mailcore.store"},
-    "mailcore.notify": {"mailcore.store"},
+    "mailcore.notify": {"mailcore.spec", "mailcore.store"},
     "mailcore.message": {"mailcore.spec", "mailcore.store"},
     "mailcore.account": {"mailcore.spec", "mailcore.store"},
     "mailcore.plan": {"mailcore.spec", "mailcore.store"},

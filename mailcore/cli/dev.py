@@ -16,17 +16,16 @@ import sys
 import threading
 import time
 import uuid
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 
 from mailcore.cli.common import EXIT_OK, CommandError, console, load_config, store_at
+from mailcore.ingress.api.bench import no_proxy
 
 RCPT_SMTP, RCPT_API = "success@dest.test", "success+sdk@dest.test"  # the fake MX accepts local part `success`
 LISTEN = re.compile(r"mailcore: listening (\w+) (\S+) (\S+):(\d+)(?: tls=(\w+))?")
 MESSAGES = re.compile(r"GET (http://\S+/messages)")
 ENVID = re.compile(r"envid=(\d+)")
-PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
 START_SECONDS = 60
 
 
@@ -191,16 +190,6 @@ def _send_smtp(bg: Background, plan: Plan) -> int:
     return int(m.group(1))
 
 
-@contextmanager
-def _no_proxy():
-    """The SDK sends even loopback requests through HTTP(S)_PROXY (it ignores NO_PROXY)."""
-    saved = {k: os.environ.pop(k) for k in PROXY_VARS if k in os.environ}
-    try:
-        yield
-    finally:
-        os.environ.update(saved)
-
-
 def _send_api(bg: Background, plan: Plan) -> tuple[int, str]:
     host, port, _ = _listener(bg, "api", plan.region)
     fields = {"AccountName": plan.sender, "AddressType": "1", "ReplyToAddress": "false", "ToAddress": RCPT_API,
@@ -214,7 +203,7 @@ def _send_api(bg: Background, plan: Plan) -> tuple[int, str]:
     client = Client(Config(access_key_id=plan.key_id, access_key_secret=plan.key_secret, endpoint=f"{host}:{port}",
                            protocol="http", read_timeout=30000, connect_timeout=5000))
     try:
-        with _no_proxy():
+        with no_proxy():
             resp = client.single_send_mail(dm.SingleSendMailRequest(
                 account_name=plan.sender, address_type=1, reply_to_address=False, to_address=RCPT_API,
                 subject=fields["Subject"], text_body=fields["TextBody"]))

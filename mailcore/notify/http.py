@@ -37,7 +37,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import ipaddress
 import socket
 import time
 from dataclasses import dataclass
@@ -45,6 +44,8 @@ from datetime import datetime, timedelta
 from typing import Awaitable, Callable
 
 import httpx
+
+from mailcore.spec.webhooks import NON_PUBLIC, non_public  # noqa: F401  (NON_PUBLIC: the table it checks by)
 
 SIGNATURE_HEADER = "X-Mailcore-Signature"
 EVENT_HEADER = "X-Mailcore-Event"
@@ -131,28 +132,6 @@ Resolver = Callable[[str, int], Awaitable[list[str]]]
 
 class TargetRefused(Exception):
     """The URL resolves to an address the notifier does not post to."""
-
-
-# the first property an address has decides why it is refused; anything not global is refused
-NON_PUBLIC: tuple[tuple[str, str], ...] = (
-    ("is_loopback", "loopback"),
-    ("is_link_local", "link-local (cloud metadata services live here)"),
-    ("is_unspecified", "unspecified"),
-    ("is_multicast", "multicast"),
-    ("is_reserved", "reserved"),
-    ("is_private", "private"),
-)
-
-
-def non_public(address: str) -> str | None:
-    """Why the notifier refuses to post to `address` (an IP literal), or None when it is public."""
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped
-    for attr, why in NON_PUBLIC:
-        if getattr(ip, attr):
-            return why
-    return None if ip.is_global else "not globally routable"
 
 
 async def system_resolve(host: str, port: int) -> list[str]:

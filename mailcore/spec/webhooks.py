@@ -14,7 +14,7 @@ from .validators import validator
 LOCAL_NAMES = ("localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback")
 
 # the first property an address has decides why it is refused; anything not global is refused
-# (the same table as mailcore.notify.http.NON_PUBLIC, which cannot be imported from here)
+# (mailcore.notify.http checks resolved addresses with the same table, through non_public)
 NON_PUBLIC: tuple[tuple[str, str], ...] = (
     ("is_loopback", "loopback"),
     ("is_link_local", "link-local (cloud metadata services live here)"),
@@ -37,15 +37,24 @@ def target_problem(url: str) -> str | None:
     if host in LOCAL_NAMES or host.endswith(".localhost"):
         return f"'{host}' is loopback"
     try:
-        ip = ipaddress.ip_address(host.split("%", 1)[0])
+        why = non_public(host)
     except ValueError:
         return None  # a name: checked after resolution at delivery time
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped
+    return f"{_ip(host)} is {why}" if why else None
+
+
+def _ip(address: str):
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    return ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped else ip
+
+
+def non_public(address: str) -> str | None:
+    """Why no webhook may go to `address` (an IP literal; ValueError otherwise), or None when it is public."""
+    ip = _ip(address)
     for attr, why in NON_PUBLIC:
         if getattr(ip, attr):
-            return f"{ip} is {why}"
-    return None if ip.is_global else f"{ip} is not globally routable"
+            return why
+    return None if ip.is_global else "not globally routable"
 
 
 @validator("webhook-target")

@@ -13,17 +13,17 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from mailcore.store import Store
 from mailcore.cleanup.submission import Submission, SubmitResult, Submitter
+from mailcore.store import Store
 
 from .app import ApiServer, create_app
 
 TARGET_PER_SECOND = 300
-PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy")
+PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
 
 
 @contextmanager
-def _no_proxy():
+def no_proxy():
     """The SDK sends loopback requests through HTTP(S)_PROXY too (it ignores NO_PROXY)."""
     saved = {k: os.environ.pop(k) for k in PROXY_VARS if k in os.environ}
     try:
@@ -99,7 +99,7 @@ def bench_single_send(store: Store, access_key_id: str, secret: str, *, sender: 
                 errors += 1
         return time.perf_counter() - start
 
-    with _no_proxy(), ApiServer(app) as server:
+    with no_proxy(), ApiServer(app) as server:
         with ThreadPoolExecutor(threads) as pool:
             list(pool.map(lambda i: one(server.endpoint, i), range(threads * 4)))  # warm up: connections, caches
             errors = 0
